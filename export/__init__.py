@@ -1,0 +1,1 @@
+"""radtranslate export package."""

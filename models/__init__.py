@@ -1,0 +1,1 @@
+"""radtranslate models package."""

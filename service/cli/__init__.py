@@ -1,0 +1,1 @@
+"""The ``radtranslate`` command line."""
