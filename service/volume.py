@@ -40,6 +40,7 @@ class Modality(str, enum.Enum):
     CT = "CT"
     MR = "MR"
     PT = "PT"
+    RTDOSE = "RTDOSE"
 
     @classmethod
     def parse(cls, value: Modality | str) -> Modality:
@@ -65,6 +66,7 @@ class Unit(str, enum.Enum):
     SUVBW = "SUVbw"
     BQML = "Bq/ml"
     MR_AU = "MR_AU"  # MR arbitrary units
+    GY = "Gy"  # absorbed dose
 
     @classmethod
     def parse(cls, value: Unit | str) -> Unit:
@@ -86,6 +88,7 @@ ALLOWED_UNITS: dict[Modality, frozenset[Unit]] = {
     Modality.CT: frozenset({Unit.HU}),
     Modality.MR: frozenset({Unit.MR_AU}),
     Modality.PT: frozenset({Unit.SUVBW, Unit.BQML}),
+    Modality.RTDOSE: frozenset({Unit.GY}),
 }
 
 
