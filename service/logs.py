@@ -39,7 +39,9 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str = "INFO", *, json_format: bool = False) -> None:
     """Configure the root logger once for the CLI or server."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if json_format else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter() if json_format else logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

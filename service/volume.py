@@ -34,7 +34,7 @@ FloatArray = npt.NDArray[np.float32]
 DIRECTION_TOLERANCE = 1e-4
 
 
-class Modality(str, enum.Enum):
+class Modality(enum.StrEnum):
     """Imaging modality, with DICOM's Modality codes as values."""
 
     CT = "CT"
@@ -59,7 +59,7 @@ class Modality(str, enum.Enum):
             ) from None
 
 
-class Unit(str, enum.Enum):
+class Unit(enum.StrEnum):
     """Unit of the voxel values."""
 
     HU = "HU"
