@@ -66,3 +66,11 @@ class OutputError(RadTranslateError):
 
 class NumericError(RadTranslateError, ArithmeticError):
     """A computation produced NaN or infinity, or a value overflowed its type."""
+
+
+class CancelledError(RadTranslateError):
+    """The caller cancelled the work, or its deadline passed, before it finished."""
+
+
+class ResourceExhaustedError(RadTranslateError):
+    """The server is at its limit (queue full, request too large); retry later or send less."""
