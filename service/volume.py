@@ -150,7 +150,8 @@ def _as_direction(value: Any) -> npt.NDArray[np.float64]:
             "pass direction cosines, not a scaled affine."
         )
     matrix.setflags(write=False)
-    return matrix
+    result: npt.NDArray[np.float64] = matrix
+    return result
 
 
 @dataclass(frozen=True, eq=False)
@@ -237,7 +238,9 @@ class Volume:
     def index_to_lps(self, ijk: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """LPS positions (mm) of voxel indices given as ``(..., 3)`` in ``(i, j, k)`` order."""
         idx = np.asarray(ijk, dtype=np.float64)
-        return idx @ (self.direction * np.asarray(self.spacing_mm)[None, :]).T + np.asarray(self.origin_mm)
+        scaled = self.direction * np.asarray(self.spacing_mm, dtype=np.float64)[None, :]
+        positions: npt.NDArray[np.float64] = idx @ scaled.T + np.asarray(self.origin_mm, dtype=np.float64)
+        return positions
 
     def same_grid(self, other: Volume, *, atol_mm: float = 1e-3) -> bool:
         """True when both volumes sample the same physical points (within ``atol_mm``)."""
@@ -305,8 +308,8 @@ class Volume:
             spacing_mm=image.GetSpacing(),
             origin_mm=image.GetOrigin(),
             direction=np.array(image.GetDirection()).reshape(3, 3),
-            modality=modality,
-            unit=unit,
+            modality=Modality.parse(modality),
+            unit=Unit.parse(unit),
             source=source,
         )
 
