@@ -1,0 +1,52 @@
+"""Atomic outputs leave nothing behind on failure and never clobber by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.atomic import atomic_directory, atomic_file
+from service.errors import OutputError
+
+
+def test_directory_appears_only_when_complete(tmp_path: Path) -> None:
+    final = tmp_path / "series"
+    with atomic_directory(final) as tmp:
+        (tmp / "a.dcm").write_bytes(b"x")
+        assert not final.exists()
+    assert (final / "a.dcm").read_bytes() == b"x"
+    assert [p.name for p in tmp_path.iterdir()] == ["series"]
+
+
+def test_failure_leaves_nothing(tmp_path: Path) -> None:
+    final = tmp_path / "series"
+    with pytest.raises(RuntimeError), atomic_directory(final) as tmp:
+        (tmp / "a.dcm").write_bytes(b"x")
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_refused_unless_overwrite(tmp_path: Path) -> None:
+    final = tmp_path / "out.nii.gz"
+    final.write_bytes(b"old")
+    expected = r"already exists: choose another path or pass overwrite=True"
+    with pytest.raises(OutputError, match=expected), atomic_file(final):
+        pass
+    with atomic_file(final, overwrite=True) as tmp:
+        assert tmp.name.endswith(".nii.gz")
+        tmp.write_bytes(b"new")
+    assert final.read_bytes() == b"new"
+
+
+def test_overwrite_of_directory_keeps_old_until_new_is_complete(tmp_path: Path) -> None:
+    final = tmp_path / "series"
+    final.mkdir()
+    (final / "old.dcm").write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_directory(final, overwrite=True):
+        raise RuntimeError("fail mid-write")
+    assert (final / "old.dcm").read_bytes() == b"old"
+    with atomic_directory(final, overwrite=True) as tmp:
+        (tmp / "new.dcm").write_bytes(b"new")
+    assert sorted(p.name for p in final.iterdir()) == ["new.dcm"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["series"]
