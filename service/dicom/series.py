@@ -15,9 +15,9 @@ Tolerances (all documented in the messages they produce):
 - :data:`PIXEL_SPACING_TOLERANCE_MM` (1e-3 mm): largest PixelSpacing difference between slices.
 - :data:`GANTRY_TILT_TOLERANCE_DEG` (0.01 degree): largest GantryDetectorTilt accepted as zero.
 - ``spacing_tolerance_mm`` (default :data:`DEFAULT_SPACING_TOLERANCE_MM` = 0.05 mm): largest
-  deviation of a slice position from the regular grid fitted through all slice positions, of
-  one slice step from the nominal step, and of a slice position from the line along the normal
-  through the first slice. 0.05 mm is two orders of magnitude below radiotherapy set-up margins
+  deviation of a slice position from the regular grid fitted (least squares) through all slice
+  positions, of a gap from a whole number of nominal (median) steps, and of a slice position from
+  the line along the normal through the first slice; steps below it are duplicates. 0.05 mm is two orders of magnitude below radiotherapy set-up margins
   and far above the rounding of positions stored as decimal strings.
 """
 
@@ -311,31 +311,31 @@ def compute_geometry(slices: Sequence[SliceInfo], *, spacing_tolerance_mm: float
         )
     nominal = float(np.median(steps))
     missing: list[str] = []
+    n_missing = 0
     for i, step in enumerate(steps):
         m = round(step / nominal)
         if m >= 2 and abs(step - m * nominal) <= tol * m:
-            missing += [_fmt(ipp_sorted[i] + normal * nominal * j) for j in range(1, m)]
-    if missing:
+            n_missing += m - 1
+            shown = range(1, min(m, _MAX_LISTED + 1 - len(missing)) if len(missing) < _MAX_LISTED else 1)
+            missing += [_fmt(ipp_sorted[i] + normal * nominal * j) for j in shown]
+    if n_missing:
+        more = f" and {n_missing - len(missing)} more" if n_missing > len(missing) else ""
         raise SeriesGeometryError(
-            f"{len(missing)} slice(s) missing from a series with {nominal:.4g} mm spacing; expected "
-            f"slices at LPS positions (mm) {_listing(missing)}: the series is incomplete; "
+            f"{n_missing} slice(s) missing from a series with {nominal:.4g} mm spacing; expected "
+            f"slices at LPS positions (mm) {', '.join(missing)}{more}: the series is incomplete; "
             "send or export all of its instances."
-        )
-    bad = np.flatnonzero(np.abs(steps - nominal) > tol)
-    if bad.size:
-        shown = [f"{steps[i]:.4f} mm after {_fmt(ipp_sorted[i])}" for i in bad]
-        raise SeriesGeometryError(
-            f"non-uniform slice spacing: nominal {nominal:.4f} mm, tolerance {tol} mm, but steps of "
-            f"{_listing(shown)}: the series is not a regular grid; resample it to uniform slices first "
-            "or raise spacing_tolerance_mm if the deviation is acceptable."
         )
     index = np.arange(len(s_sorted), dtype=np.float64)
     slope, intercept = np.polyfit(index, s_sorted, 1)
-    residual = float(np.abs(s_sorted - (slope * index + intercept)).max())
-    if residual > tol:
+    residual = np.abs(s_sorted - (slope * index + intercept))
+    if float(residual.max()) > tol:
+        worst = int(np.argmax(residual))
+        odd = [f"{steps[i]:.4f} mm after {_fmt(ipp_sorted[i])}" for i in np.argsort(-np.abs(steps - nominal))]
         raise SeriesGeometryError(
-            f"slice positions drift from a regular grid by up to {residual:.4f} mm (tolerance {tol} mm): "
-            "resample the series to uniform slices first or raise spacing_tolerance_mm."
+            f"non-uniform slice spacing: nominal {nominal:.4f} mm, but the slice at "
+            f"{_fmt(ipp_sorted[worst])} is {residual[worst]:.4f} mm off the regular grid fitted through all "
+            f"positions (tolerance {tol} mm); most irregular steps: {_listing(odd[:3])}: resample the "
+            "series to uniform slices first, or raise spacing_tolerance_mm if the deviation is acceptable."
         )
     row_mm, col_mm = first.pixel_spacing
     return SeriesGeometry(
