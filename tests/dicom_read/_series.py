@@ -35,7 +35,7 @@ def series_datasets(
     row: Sequence[float] = (1.0, 0.0, 0.0),
     col: Sequence[float] = (0.0, 1.0, 0.0),
     origin: Sequence[float] = (-80.0, -90.0, 10.0),
-    source: str = "CT_small.dcm",
+    source: str = "CT_small.dcm",  # a bundled file name, or an absolute path
     positions: Sequence[float] | None = None,
     mutate: Callable[[int, Dataset], None] | None = None,
 ) -> list[Dataset]:
@@ -44,7 +44,7 @@ def series_datasets(
     Each slice's stored values are the real image plus ``3*i`` so that order is checkable;
     SOP Instance UIDs are new, the Series Instance UID is shared. ``mutate(i, ds)`` edits a slice.
     """
-    base = pydicom.dcmread(data_file(source))
+    base = pydicom.dcmread(source if Path(source).is_absolute() else data_file(source))
     r, c = unit(row), unit(col)
     normal = np.cross(r, c)
     series_uid = generate_uid()
