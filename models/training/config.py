@@ -1,0 +1,170 @@
+"""Training configuration and the per-task presets that become the model card's contract.
+
+A preset fixes what training and serving must agree on: modalities and units, normalisation,
+body mask, 2.5D context, generator, family and loss weights. The card written at export is
+built from the same preset, so serving applies exactly what training applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from models.networks import GeneratorSpec, size_multiple
+from models.training.families import LossWeights
+from service.errors import OptionError
+from service.inference.card import Task
+
+
+@dataclass(frozen=True)
+class TaskPreset:
+    """What a task's model reads and writes (card fields) and how it is trained."""
+
+    task: Task
+    family: str
+    input: dict[str, Any]
+    output: dict[str, Any]
+    body_mask: dict[str, Any]
+    generator: GeneratorSpec
+    weights: LossWeights
+    target_context: int = 1  # slices of target per sample (CycleGAN maps stacks to stacks)
+    dataset_input: str = "mr"  # file stem of the input image in a subject folder
+    dataset_target: str = "ct"
+
+
+CT_RANGE_HU = (-1024.0, 3071.0)
+
+PRESETS: dict[Task, TaskPreset] = {
+    Task.MR_TO_CT: TaskPreset(
+        task=Task.MR_TO_CT,
+        family="pix2pix",
+        input={
+            "modality": "MR",
+            "unit": "MR_AU",
+            "normalisation": {
+                "kind": "percentile",
+                "low_percentile": 0.5,
+                "high_percentile": 99.5,
+                "upper_bound": 2.0,
+            },
+        },
+        output={
+            "modality": "CT",
+            "unit": "HU",
+            "normalisation": {"kind": "clip_linear", "low": CT_RANGE_HU[0], "high": CT_RANGE_HU[1]},
+            "background": -1000.0,
+            "clip": list(CT_RANGE_HU),
+        },
+        body_mask={"kind": "relative_threshold", "reference_percentile": 99.0, "fraction": 0.08},
+        generator=GeneratorSpec(kind="unet", in_channels=3, channels=(32, 64, 128, 256), num_res_units=1),
+        weights=LossWeights(adversarial=1.0, l1=100.0),
+        dataset_input="mr",
+    ),
+    Task.CBCT_TO_CT: TaskPreset(
+        task=Task.CBCT_TO_CT,
+        family="cyclegan",
+        input={
+            "modality": "CT",
+            "unit": "HU",
+            "normalisation": {"kind": "clip_linear", "low": CT_RANGE_HU[0], "high": CT_RANGE_HU[1]},
+        },
+        output={
+            "modality": "CT",
+            "unit": "HU",
+            "normalisation": {"kind": "clip_linear", "low": CT_RANGE_HU[0], "high": CT_RANGE_HU[1]},
+            "background": -1000.0,
+            "clip": list(CT_RANGE_HU),
+        },
+        body_mask={"kind": "hu_threshold", "threshold_hu": -500.0},
+        generator=GeneratorSpec(kind="unet", in_channels=3, channels=(32, 64, 128, 256), num_res_units=1),
+        weights=LossWeights(adversarial=1.0, cycle=10.0, identity=5.0, paired_l1=0.0),
+        target_context=3,
+        dataset_input="cbct",
+    ),
+    Task.PET_DENOISE: TaskPreset(
+        task=Task.PET_DENOISE,
+        family="daegan",
+        input={"modality": "PT", "unit": "SUVbw", "normalisation": {"kind": "suv_log", "scale": 1.0}},
+        output={
+            "modality": "PT",
+            "unit": "SUVbw",
+            "normalisation": {"kind": "suv_log", "scale": 1.0},
+            "background": 0.0,
+            "clip": [0.0, 100.0],
+        },
+        body_mask={"kind": "smoothed_threshold", "sigma_mm": 4.0, "threshold": 0.05},
+        generator=GeneratorSpec(
+            kind="attention_unet", in_channels=3, channels=(32, 64, 128, 256), head="linear"
+        ),
+        weights=LossWeights(adversarial=0.5, l1=100.0, gradient=50.0, frequency=10.0),
+        dataset_input="pet_low_drf10",
+        dataset_target="pet_full",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (stored in the checkpoint; resume checks it)."""
+
+    task: Task
+    data: Path
+    out: Path
+    epochs: int = 20
+    steps_per_epoch: int = 100
+    batch_size: int = 8
+    crop_px: int = 128
+    lr: float = 2e-4
+    seed: int = 0
+    val_fraction: float = 0.1
+    threads: int = 0  # 0: torch default
+    drf: int = 10  # PET only: the dose-reduction factor whose low-dose images are the input
+    generator: GeneratorSpec | None = None  # None: the preset's
+    paired_l1: float | None = None  # CycleGAN: paired L1 weight (None: the preset's)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", Task.parse(self.task))
+        object.__setattr__(self, "data", Path(self.data))
+        object.__setattr__(self, "out", Path(self.out))
+        for name in ("epochs", "steps_per_epoch", "batch_size", "crop_px"):
+            if int(getattr(self, name)) < 1:
+                raise OptionError(f"{name} must be ≥ 1, got {getattr(self, name)}.")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise OptionError(f"val_fraction must be in [0, 1), got {self.val_fraction}.")
+        multiple = size_multiple(self.generator_spec)
+        if self.crop_px % multiple:
+            raise OptionError(
+                f"crop_px must be a multiple of {multiple} for this generator, got {self.crop_px}: "
+                f"use {self.crop_px + (-self.crop_px) % multiple}."
+            )
+
+    @property
+    def preset(self) -> TaskPreset:
+        base = PRESETS[self.task]
+        weights = base.weights if self.paired_l1 is None else replace(base.weights, paired_l1=self.paired_l1)
+        dataset_input = f"pet_low_drf{self.drf}" if self.task is Task.PET_DENOISE else base.dataset_input
+        return replace(base, weights=weights, dataset_input=dataset_input)
+
+    @property
+    def generator_spec(self) -> GeneratorSpec:
+        return self.generator or PRESETS[Task.parse(self.task)].generator
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The fields a resumed run must share with the checkpoint."""
+        return {
+            "task": self.task.value,
+            "generator": self.generator_spec.to_dict(),
+            "crop_px": self.crop_px,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "drf": self.drf,
+            "paired_l1": self.preset.weights.paired_l1,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(task=self.task.value, data=str(self.data), out=str(self.out))
+        data["generator"] = self.generator_spec.to_dict()
+        return data

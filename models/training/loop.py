@@ -1,0 +1,201 @@
+"""The training loop: seeded, with a progress bar, checkpoints, resume and per-epoch validation.
+
+Outputs in ``config.out``:
+
+- ``checkpoint.pt``: the whole state after the last finished epoch (networks, optimisers, RNG states,
+  history); written atomically, so an interrupted run resumes from the last complete epoch.
+- ``best.pt``: the exported generator's weights at the best validation MAE, with its spec.
+- ``metrics.jsonl``: one JSON object per epoch (losses averaged over the epoch, validation MAE in
+  native units, i.e. HU or SUV, inside the dataset's body mask).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.networks import size_multiple
+from models.training.config import TrainConfig
+from models.training.data import PreparedSubject, SliceSampler
+from models.training.families import build_family
+from models.training.predict import masked_mae, predict_native
+from service.atomic import atomic_file
+from service.errors import OptionError
+from service.inference.normalisation import parse_normalisation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Summary of a finished run."""
+
+    epochs_run: int
+    best_val_mae: float | None
+    best_epoch: int | None
+    seconds: float
+    checkpoint: Path
+    best: Path | None
+
+
+def _pad(norm: dict[str, Any]) -> float:
+    return parse_normalisation(None, norm).pad_value
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    with atomic_file(path, overwrite=True) as tmp:
+        torch.save(payload, tmp)
+
+
+def _best_payload(
+    config: TrainConfig, module: torch.nn.Module, epoch: int, val_mae: float | None
+) -> dict[str, Any]:
+    return {
+        "family": config.preset.family,
+        "spec": config.generator_spec.to_dict(),
+        "state": module.state_dict(),
+        "epoch": epoch,
+        "val_mae": val_mae,
+        "config": config.to_dict(),
+    }
+
+
+def validate(
+    module: torch.nn.Module, subjects: Sequence[PreparedSubject], config: TrainConfig
+) -> float | None:
+    """Mean over subjects of the MAE (HU or SUV) inside each subject's evaluation mask."""
+    if not subjects:
+        return None
+    preset = config.preset
+    maes = [
+        masked_mae(
+            predict_native(
+                module,
+                s,
+                context_slices=config.generator_spec.in_channels,
+                multiple=size_multiple(config.generator_spec),
+                pad_value=_pad(preset.input["normalisation"]),
+                background=float(preset.output["background"]),
+                clip=(float(preset.output["clip"][0]), float(preset.output["clip"][1])),
+            ),
+            s.target_native,
+            s.eval_mask,
+        )
+        for s in subjects
+    ]
+    return float(np.nanmean(maes))
+
+
+def train(
+    config: TrainConfig,
+    train_subjects: Sequence[PreparedSubject],
+    val_subjects: Sequence[PreparedSubject],
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``config.preset.family`` on prepared subjects; see the module docstring for outputs."""
+    started = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    preset = config.preset
+    spec = config.generator_spec
+    family = build_family(preset.family, spec, lr=config.lr, weights=preset.weights)
+    sampler = SliceSampler(
+        train_subjects,
+        context_slices=spec.in_channels,
+        target_context=preset.target_context,
+        crop_px=config.crop_px,
+        input_pad=_pad(preset.input["normalisation"]),
+        target_pad=_pad(preset.output["normalisation"]),
+    )
+    config.out.mkdir(parents=True, exist_ok=True)
+    ckpt_path, best_path, metrics_path = (
+        config.out / "checkpoint.pt",
+        config.out / "best.pt",
+        config.out / "metrics.jsonl",
+    )
+    start_epoch = 0
+    best_mae: float | None = None
+    best_epoch: int | None = None
+    if ckpt_path.exists() and not resume:
+        raise OptionError(
+            f"{ckpt_path} exists: pass --resume to continue that run, or choose an empty --out folder."
+        )
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, weights_only=False)
+        if state["fingerprint"] != config.fingerprint():
+            raise OptionError(
+                f"--resume: the checkpoint was made with {state['fingerprint']}, this run asks for "
+                f"{config.fingerprint()}: use the same options or a new --out folder."
+            )
+        family.load_state_dict(state["family"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, best_mae, best_epoch = state["epoch"], state["best_mae"], state["best_epoch"]
+    for epoch in range(start_epoch, config.epochs):
+        family.train(True)
+        sums: dict[str, float] = {}
+        bar = tqdm(
+            range(config.steps_per_epoch),
+            desc=f"{config.task.value} epoch {epoch + 1}/{config.epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for _ in bar:
+            a = [torch.from_numpy(t) for t in sampler.batch(rng, config.batch_size)]
+            b = [torch.from_numpy(t) for t in sampler.batch(rng, config.batch_size)]
+            losses = family.train_step((a[0], a[1], a[2]), (b[0], b[1], b[2]))
+            for k, v in losses.items():
+                if not np.isfinite(v):
+                    from service.errors import NumericError
+
+                    raise NumericError(
+                        f"loss {k} became {v} at epoch {epoch + 1}: lower --lr or check the data."
+                    )
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(loss_g=f"{losses['loss_g']:.3f}")
+        val_mae = validate(family.export_module(), val_subjects, config)
+        record: dict[str, float | int | None] = {"epoch": epoch + 1}
+        record.update({k: v / config.steps_per_epoch for k, v in sums.items()})
+        record["val_mae"] = val_mae
+        with metrics_path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if val_mae is not None and (best_mae is None or val_mae < best_mae):
+            best_mae, best_epoch = val_mae, epoch + 1
+            _save(best_path, _best_payload(config, family.export_module(), epoch + 1, val_mae))
+        _save(
+            ckpt_path,
+            {
+                "family": family.state_dict(),
+                "fingerprint": config.fingerprint(),
+                "config": config.to_dict(),
+                "epoch": epoch + 1,
+                "best_mae": best_mae,
+                "best_epoch": best_epoch,
+                "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
+        log.info("epoch %d: %s", epoch + 1, record)
+    if not val_subjects:
+        _save(best_path, _best_payload(config, family.export_module(), config.epochs, None))
+    return TrainResult(
+        epochs_run=config.epochs - start_epoch,
+        best_val_mae=best_mae,
+        best_epoch=best_epoch,
+        seconds=time.perf_counter() - started,
+        checkpoint=ckpt_path,
+        best=best_path if best_path.exists() else None,
+    )

@@ -1,0 +1,41 @@
+"""Losses beyond MONAI's: gradient-domain and frequency-domain L1 (DAEGAN-style dual-domain terms).
+
+MONAI supplies the adversarial term (:class:`monai.losses.PatchAdversarialLoss`, least squares).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def masked_l1(
+    prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean absolute error; inside ``mask`` when given (mask broadcast over channels)."""
+    diff = (prediction - target).abs()
+    if mask is None:
+        return diff.mean()
+    weight = mask.to(diff.dtype).expand_as(diff)
+    return (diff * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def image_gradients(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward differences along x and y of ``(N, C, H, W)`` images (zero at the far edge)."""
+    dx = F.pad(image[..., :, 1:] - image[..., :, :-1], (0, 1, 0, 0))
+    dy = F.pad(image[..., 1:, :] - image[..., :-1, :], (0, 0, 0, 1))
+    return dx, dy
+
+
+def gradient_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between image gradients: penalises blurred edges that pixel L1 tolerates."""
+    pdx, pdy = image_gradients(prediction)
+    tdx, tdy = image_gradients(target)
+    return (pdx - tdx).abs().mean() + (pdy - tdy).abs().mean()
+
+
+def frequency_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between log-amplitude spectra (orthonormal 2D FFT): keeps noise texture and fine detail honest."""
+    p = torch.fft.rfft2(prediction, norm="ortho")
+    t = torch.fft.rfft2(target, norm="ortho")
+    return (torch.log1p(p.abs()) - torch.log1p(t.abs())).abs().mean()
