@@ -35,7 +35,15 @@ from pydicom.dataset import Dataset
 
 from service.errors import NumericError, SUVError
 
-__all__ = ["SUVParameters", "parse_da", "parse_dt", "parse_tm", "suv_parameters", "suvbw_factor"]
+__all__ = [
+    "SUVParameters",
+    "injection_datetime",
+    "parse_da",
+    "parse_dt",
+    "parse_tm",
+    "suv_parameters",
+    "suvbw_factor",
+]
 
 _TM_RE = re.compile(r"^(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?$")
 _DT_RE = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,6})?([+-]\d{4})?$")
@@ -206,7 +214,10 @@ def _pharma(ds: Dataset) -> Dataset:
     return item
 
 
-def _injection_datetime(ds: Dataset, pharma: Dataset) -> dt.datetime:
+def injection_datetime(ds: Dataset, pharma: Dataset | None = None) -> dt.datetime:
+    """Radiopharmaceutical administration time of a PET header (QIBA rule; see the module docstring)."""
+    if pharma is None:
+        pharma = _pharma(ds)
     if _text(pharma.get("RadiopharmaceuticalStartDateTime")):
         return parse_dt(
             pharma.RadiopharmaceuticalStartDateTime,
@@ -286,7 +297,7 @@ def suv_parameters(datasets: Sequence[Dataset]) -> SUVParameters:
         "s",
         "enter the radionuclide half-life at the scanner and re-export.",
     )
-    injection = _injection_datetime(first, pharma)
+    injection = injection_datetime(first, pharma)
     series_dt = dt.datetime.combine(
         parse_da(first.get("SeriesDate"), tag="SeriesDate (0008,0021)"),
         parse_tm(first.get("SeriesTime"), tag="SeriesTime (0008,0031)"),
