@@ -11,7 +11,7 @@ from service.dicom import read_instance_pixels, read_series_from_datasets
 from service.dicom.pixels import rescale
 from service.errors import NumericError, PixelDataError
 
-from ._series import series_datasets, data_file
+from ._series import data_file, series_datasets
 
 TWINS = [
     ("MR_small.dcm", "MR_small_RLE.dcm"),

@@ -44,7 +44,7 @@ def test_several_series_are_listed_and_never_all_selected(mixed_folder):
 
 
 def test_select_by_modality_or_uid(mixed_folder):
-    folder, ct, mr = mixed_folder
+    folder, ct, _mr = mixed_folder
     assert read_series(folder, modality="MR").shape == (4, 64, 64)
     vol = read_series(folder, series_uid=ct[0].SeriesInstanceUID)
     assert vol.modality is Modality.CT and vol.shape == (3, 128, 128)
@@ -53,7 +53,8 @@ def test_select_by_modality_or_uid(mixed_folder):
 
 def test_no_match_lists_what_was_found(mixed_folder):
     folder, _, _ = mixed_folder
-    with pytest.raises(SeriesSelectionError, match=r"no image series matches modality PT.*Image series found"):
+    expected = r"no image series matches modality PT.*Image series found"
+    with pytest.raises(SeriesSelectionError, match=expected):
         read_series(folder, modality="PET")
     with pytest.raises(SeriesSelectionError, match=r"no image series matches series_uid '1\.2\.3'"):
         read_series(folder, series_uid="1.2.3")
@@ -68,7 +69,7 @@ def test_non_image_series_cannot_be_selected(mixed_folder):
 
 def test_explicit_file_list_refuses_non_dicom(mixed_folder):
     folder, _, _ = mixed_folder
-    files = sorted((folder / "b").iterdir()) + [folder / "notes.txt"]
+    files = [*sorted((folder / "b").iterdir()), folder / "notes.txt"]
     with pytest.raises(DicomError, match=r"notes\.txt' is not a usable DICOM instance \(not DICOM"):
         read_series(files)
     assert read_series(files[:-1]).shape == (4, 64, 64)
