@@ -1,0 +1,322 @@
+"""Physics-based full-dose and low-dose PET simulation from an SUV map.
+
+Pipeline (per subject; see ``docs/simulation_physics.md``):
+
+1. Activity concentration ``C = SUV * injected_mbq_per_kg * exp(-ln2 * uptake / T1/2)``
+   (kBq/ml; SUVbw with 1 g = 1 ml, so body weight cancels).
+2. Scanner resolution: 3D Gaussian PSF of ``psf_fwhm_mm``; resampling to the PET
+   reconstruction grid (``pixel_mm`` in-plane, the input slice spacing axially).
+3. 2D parallel-beam sinograms per slice (``n_angles`` angles), attenuation by a water
+   mu-map (0.0096/mm at 511 keV) filled inside the body outline.
+4. Expected trues scaled by sensitivity x frame time (realistic counts per slice), plus
+   a uniform randoms+scatter background of ``background_fraction`` x trues; Poisson
+   noise drawn independently for full dose and for each dose fraction ``1/DRF``, all
+   from the SAME activity.
+5. OSEM (``iterations`` x ``subsets``) with the same attenuation, sensitivity and
+   background model (a fully corrected clinical reconstruction without resolution
+   modelling), Gaussian post-filter, resampling back, division by the SUV scale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+from scipy import ndimage
+
+from models.simulation import projector as proj
+from service.errors import NumericError, OptionError, VolumeError
+
+F32 = npt.NDArray[np.float32]
+
+F18_HALF_LIFE_MIN = 109.77
+MU_WATER_511_PER_MM = 0.0096
+#: SUV below which a voxel is outside the body when building the mu-map.
+BODY_SUV_THRESHOLD = 0.02
+_FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+
+
+def _check(ok: bool, name: str, expect: str, value: object, fix: str) -> None:
+    if not ok:
+        raise OptionError(f"{name} must be {expect}, got {value!r}: {fix}")
+
+
+@dataclass(frozen=True)
+class PETParams:
+    """Acquisition and reconstruction settings of one simulated PET (validated on creation).
+
+    Attributes
+    ----------
+    psf_fwhm_mm : scanner resolution (mm FWHM, isotropic). pixel_mm : reconstruction pixel.
+    n_angles : sinogram angles over 180 deg; subsets must divide it.
+    iterations, subsets : OSEM settings. postfilter_fwhm_mm : Gaussian post-filter (0 = none).
+    injected_mbq_per_kg : injected 18F-FDG activity per body mass. uptake_min : injection to scan.
+    sensitivity_cps_per_kbq : effective sensitivity, trues per second per kBq in the slice before
+        attenuation, including the noise-equivalent gain of time of flight (NEMA NU 2 sensitivity
+        x TOF gain, about 30-150 cps/kBq for current scanners; non-TOF 2D equivalent counts).
+    frame_s : acquisition time per bed position (s) at full dose.
+    background_fraction : randoms + scatter counts per true count (uniform over the sinogram).
+    attenuation : model photon attenuation (and correct it in the reconstruction).
+    """
+
+    psf_fwhm_mm: float = 5.0
+    pixel_mm: float = 4.0
+    n_angles: int = 96
+    iterations: int = 3
+    subsets: int = 12
+    postfilter_fwhm_mm: float = 4.0
+    injected_mbq_per_kg: float = 3.5
+    uptake_min: float = 60.0
+    sensitivity_cps_per_kbq: float = 50.0
+    frame_s: float = 150.0
+    background_fraction: float = 0.4
+    attenuation: bool = True
+
+    def __post_init__(self) -> None:
+        _check(
+            0 <= self.psf_fwhm_mm <= 20,
+            "psf_fwhm_mm",
+            "in [0, 20] mm",
+            self.psf_fwhm_mm,
+            "pass the scanner resolution, e.g. 5.",
+        )
+        _check(
+            0.5 <= self.pixel_mm <= 10,
+            "pixel_mm",
+            "in [0.5, 10] mm",
+            self.pixel_mm,
+            "pass the reconstruction pixel size, e.g. 4.",
+        )
+        _check(
+            isinstance(self.n_angles, int) and 8 <= self.n_angles <= 1000,
+            "n_angles",
+            "an integer in [8, 1000]",
+            self.n_angles,
+            "pass e.g. 96.",
+        )
+        _check(
+            isinstance(self.iterations, int) and 1 <= self.iterations <= 50,
+            "iterations",
+            "an integer in [1, 50]",
+            self.iterations,
+            "pass e.g. 3.",
+        )
+        _check(
+            isinstance(self.subsets, int) and self.subsets >= 1 and self.n_angles % self.subsets == 0,
+            "subsets",
+            f"a positive divisor of n_angles={self.n_angles}",
+            self.subsets,
+            "pick a divisor, e.g. 8, 12 or 16 for 96 angles.",
+        )
+        _check(
+            0 <= self.postfilter_fwhm_mm <= 20,
+            "postfilter_fwhm_mm",
+            "in [0, 20] mm",
+            self.postfilter_fwhm_mm,
+            "pass 0 for no post-filter.",
+        )
+        _check(
+            0.1 <= self.injected_mbq_per_kg <= 20,
+            "injected_mbq_per_kg",
+            "in [0.1, 20]",
+            self.injected_mbq_per_kg,
+            "pass the injected activity per kg, e.g. 3.5.",
+        )
+        _check(
+            0 <= self.uptake_min <= 600,
+            "uptake_min",
+            "in [0, 600] min",
+            self.uptake_min,
+            "pass the time from injection to scan.",
+        )
+        _check(
+            0.01 <= self.sensitivity_cps_per_kbq <= 1000,
+            "sensitivity_cps_per_kbq",
+            "in [0.01, 1000]",
+            self.sensitivity_cps_per_kbq,
+            "pass e.g. 50 (NEMA sensitivity x TOF gain).",
+        )
+        _check(1 <= self.frame_s <= 3600, "frame_s", "in [1, 3600] s", self.frame_s, "pass e.g. 150.")
+        _check(
+            0 <= self.background_fraction <= 5,
+            "background_fraction",
+            "in [0, 5]",
+            self.background_fraction,
+            "pass randoms+scatter per true, e.g. 0.4.",
+        )
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> PETParams:
+        """Draw a clinically plausible 18F-FDG protocol (ranges in docs/simulation_physics.md)."""
+        return cls(
+            psf_fwhm_mm=float(rng.uniform(4.0, 6.0)),
+            pixel_mm=float(rng.uniform(3.0, 4.5)),
+            iterations=int(rng.integers(2, 5)),
+            subsets=int(rng.choice([8, 12, 16])),
+            postfilter_fwhm_mm=float(rng.uniform(3.0, 6.0)),
+            injected_mbq_per_kg=float(rng.uniform(2.5, 4.5)),
+            uptake_min=float(rng.uniform(55.0, 75.0)),
+            sensitivity_cps_per_kbq=float(rng.uniform(25.0, 100.0)),
+            frame_s=float(rng.uniform(90.0, 180.0)),
+            background_fraction=float(rng.uniform(0.2, 0.8)),
+        )
+
+    @property
+    def kbq_ml_per_suv(self) -> float:
+        """Activity concentration (kBq/ml) at scan time of SUV 1."""
+        return self.injected_mbq_per_kg * math.exp(-math.log(2.0) * self.uptake_min / F18_HALF_LIFE_MIN)
+
+
+@dataclass(frozen=True)
+class PETSimulation:
+    """Reconstructions on the input grid, SUV, float32 ``(z, y, x)``.
+
+    ``full`` is the full-dose image, ``low[drf]`` the image at dose fraction ``1/drf``;
+    ``trues_per_slice`` is the mean expected full-dose true count per slice.
+    """
+
+    full: F32
+    low: dict[int, F32]
+    params: PETParams
+    trues_per_slice: float = field(default=0.0)
+
+
+def _validate(suv: np.ndarray, spacing_mm: tuple[float, float, float], drfs: Sequence[int]) -> None:
+    if not isinstance(suv, np.ndarray) or suv.ndim != 3 or min(suv.shape) < 2:
+        raise VolumeError(
+            f"suv must be a 3D (z, y, x) array, got shape {getattr(suv, 'shape', None)}: pass the SUV map."
+        )
+    if not np.all(np.isfinite(suv)) or float(suv.min()) < 0:
+        raise VolumeError("suv must be finite and >= 0, got NaN, inf or negative voxels: clip the SUV map.")
+    if len(spacing_mm) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing_mm):
+        raise VolumeError(
+            f"spacing_mm must be three positive finite numbers (x, y, z), got {spacing_mm!r}: "
+            "pass the voxel size in millimetres."
+        )
+    ok = all(isinstance(d, int | np.integer) and 1 <= int(d) <= 10000 for d in drfs)
+    _check(
+        ok and len(set(drfs)) == len(drfs),
+        "drfs",
+        "distinct integers in [1, 10000]",
+        tuple(drfs),
+        "pass dose reduction factors such as (4, 10, 20, 50, 100).",
+    )
+
+
+def _resample(vol: F32, shape_yx: tuple[int, int]) -> F32:
+    """Linear resampling in-plane to ``shape_yx`` over the same field of view (pixel edges aligned)."""
+    zoom = (1.0, shape_yx[0] / vol.shape[1], shape_yx[1] / vol.shape[2])
+    out = ndimage.zoom(vol, zoom, order=1, mode="nearest", grid_mode=True, prefilter=False)
+    return np.asarray(out, dtype=np.float32)
+
+
+def _osem(
+    counts: F32,
+    model: F32,
+    background: F32,
+    mats: list[tuple[sp.csr_matrix, sp.csr_matrix, slice]],
+    n_pix: int,
+    iterations: int,
+) -> F32:
+    """OSEM for all columns at once: ``E[counts] = model * (A x) + background``."""
+    x = np.ones((n_pix, counts.shape[1]), dtype=np.float32)
+    sens = [np.asarray(at @ model[rows]) for _, at, rows in mats]
+    tiny = np.float32(1e-12)
+    for _ in range(iterations):
+        for (a, at, rows), s in zip(mats, sens, strict=True):
+            fp = np.asarray(a @ x)
+            ratio = model[rows] * counts[rows] / np.maximum(model[rows] * fp + background, tiny)
+            x *= np.asarray(at @ ratio) / np.maximum(s, tiny)
+    return x
+
+
+def simulate_pet(
+    suv: np.ndarray,
+    spacing_mm: tuple[float, float, float],
+    rng: np.random.Generator,
+    drfs: Sequence[int] = (4, 10, 20, 50, 100),
+    params: PETParams | None = None,
+) -> PETSimulation:
+    """Simulate full-dose and low-dose PET reconstructions of one SUV map.
+
+    Parameters
+    ----------
+    suv
+        ``(z, y, x)`` true SUVbw map (>= 0); 0 is outside the body.
+    spacing_mm
+        Voxel size ``(x, y, z)`` in mm.
+    rng
+        Source of all randomness (protocol draw when ``params`` is None, and noise).
+    drfs
+        Dose reduction factors; one low-dose image per factor.
+    params
+        Protocol; ``None`` draws :meth:`PETParams.random`.
+
+    Returns
+    -------
+    PETSimulation
+        Full-dose and low-dose SUV images on the input grid.
+    """
+    _validate(suv, spacing_mm, drfs)
+    p = params if params is not None else PETParams.random(rng)
+    nz, ny, nx = suv.shape
+    dx, dy, dz = (float(s) for s in spacing_mm)
+    conc = suv.astype(np.float32) * np.float32(p.kbq_ml_per_suv)
+    if p.psf_fwhm_mm > 0:
+        sig = p.psf_fwhm_mm * _FWHM_TO_SIGMA
+        conc = ndimage.gaussian_filter(conc, sigma=(sig / dz, sig / dy, sig / dx), mode="constant")
+    py, px = max(8, round(ny * dy / p.pixel_mm)), max(8, round(nx * dx / p.pixel_mm))
+    pdx, pdy = nx * dx / px, ny * dy / py
+    conc_pet = _resample(conc, (py, px))
+    stack = np.ascontiguousarray(conc_pet.reshape(nz, -1).T)
+
+    ds = min(pdx, pdy)
+    n_bins = math.ceil(math.hypot(px * pdx, py * pdy) / ds) + 1
+    theta = np.asarray(np.arange(p.n_angles) * (math.pi / p.n_angles), dtype=np.float64)
+    s_mm = proj.detector_u_mm(n_bins, ds)
+    a_mat = proj.parallel_matrix((py, px), (pdx, pdy), theta, s_mm)
+
+    if p.attenuation:
+        body = _resample(suv.astype(np.float32), (py, px)) > BODY_SUV_THRESHOLD
+        body = np.stack([ndimage.binary_fill_holes(b) for b in body])
+        mu = np.ascontiguousarray((body.reshape(nz, -1).T * MU_WATER_511_PER_MM).astype(np.float32))
+        att = np.exp(-(a_mat @ mu)).astype(np.float32)
+    else:
+        att = np.ones((a_mat.shape[0], nz), dtype=np.float32)
+    kappa = p.sensitivity_cps_per_kbq * p.frame_s * ds * dz / (1000.0 * p.n_angles)
+    model1 = att * np.float32(kappa)
+    trues = model1 * np.asarray(a_mat @ stack)
+    trues_per_slice = trues.sum(axis=0)
+    bg1 = (p.background_fraction * trues_per_slice / a_mat.shape[0]).astype(np.float32)
+
+    levels = [1, *[int(d) for d in drfs]]
+    counts = np.concatenate([rng.poisson((trues + bg1) / d).astype(np.float32) for d in levels], axis=1)
+    model = np.concatenate([model1 / np.float32(d) for d in levels], axis=1)
+    background = np.concatenate([bg1 / np.float32(d) for d in levels])[None, :]
+
+    n_bins_angle = n_bins
+    mats: list[tuple[sp.csr_matrix, sp.csr_matrix, slice]] = []
+    order = np.concatenate([np.arange(s, p.n_angles, p.subsets) for s in range(p.subsets)])
+    rays = (order[:, None] * n_bins_angle + np.arange(n_bins_angle)[None, :]).ravel()
+    a_sorted = a_mat[rays]
+    counts, model = counts[rays], model[rays]
+    per = a_mat.shape[0] // p.subsets
+    for s in range(p.subsets):
+        rows = slice(s * per, (s + 1) * per)
+        sub = a_sorted[rows]
+        mats.append((sub, sub.T.tocsr(), rows))
+    x = _osem(counts, model, background, mats, py * px, p.iterations)
+
+    vol = x.T.reshape(len(levels) * nz, py, px).reshape(len(levels), nz, py, px)
+    if p.postfilter_fwhm_mm > 0:
+        sig = p.postfilter_fwhm_mm * _FWHM_TO_SIGMA
+        vol = ndimage.gaussian_filter(vol, sigma=(0, sig / dz, sig / pdy, sig / pdx), mode="nearest")
+    out = [_resample(v, (ny, nx)) / np.float32(p.kbq_ml_per_suv) for v in vol]
+    if not all(np.all(np.isfinite(o)) for o in out):
+        raise NumericError("simulate_pet produced NaN or inf SUV: check suv for extreme values (> 1e6).")
+    low = {int(d): o for d, o in zip(levels[1:], out[1:], strict=True)}
+    return PETSimulation(full=out[0], low=low, params=p, trues_per_slice=float(trues_per_slice.mean()))
