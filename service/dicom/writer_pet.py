@@ -38,7 +38,6 @@ _COPIED = (
     "RadiopharmaceuticalInformationSequence",
     "PatientWeight",
     "CountsSource",
-    "SeriesType",
     "RandomsCorrectionMethod",
     "AttenuationCorrectionMethod",
     "ScatterCorrectionMethod",
@@ -138,8 +137,9 @@ def pet_attributes(ds: Dataset, header: Dataset, encoding: PetEncoding, k: int, 
     ds.SeriesDate, ds.SeriesTime = da_tm(encoding.reference_time)
     ds.AcquisitionDate, ds.AcquisitionTime = da_tm(encoding.reference_time)
     ds.setdefault("CountsSource", "EMISSION")
-    if "SeriesType" not in ds:
-        ds.SeriesType = ["STATIC", "IMAGE"]
+    # One 3D volume: a DYNAMIC or GATED source becomes STATIC (one time frame); slices are IMAGE.
+    kind = str((list(header.get("SeriesType") or []) or ["STATIC"])[0]).upper()
+    ds.SeriesType = [kind if kind in ("STATIC", "WHOLE BODY") else "STATIC", "IMAGE"]
     ds.setdefault("PatientOrientationCodeSequence", [])
     ds.setdefault("PatientGantryRelationshipCodeSequence", [])
     ds.setdefault("ActualFrameDuration", "")
