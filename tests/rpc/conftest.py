@@ -144,12 +144,12 @@ class InstrumentedEngine(Engine):
         self.gate.wait(timeout=30)
 
         def progress(stage: str, fraction: float) -> None:
+            if outer is not None:
+                outer(stage, fraction)
             if stage == "inference":
                 self.batches[slot] += 1
                 if self.hold_after_first_batch:
                     cancel.wait(timeout=20)
-            if outer is not None:
-                outer(stage, fraction)
 
         kwargs["progress"] = progress
         try:

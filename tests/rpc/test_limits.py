@@ -1,0 +1,118 @@
+"""Bounded concurrency, queue refusal, deadlines, cancellation and graceful shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import numpy as np
+import pytest
+
+from service.errors import CancelledError
+
+from .conftest import volume_ct
+
+
+def wait_until(predicate, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+def test_eight_concurrent_calls_each_get_their_own_result(start_server) -> None:
+    running = start_server(workers=2, queue=8)
+    volumes = [volume_ct((3, 16, 16)).with_array(np.full((3, 16, 16), 100.0 * i - 500)) for i in range(10)]
+
+    def call(volume):
+        with running.client() as client:
+            return client.translate_volume(volume, model="ct-identity", timeout_s=60)
+
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(call, volumes))
+    for volume, result in zip(volumes, results, strict=True):
+        assert result.volume is not None
+        np.testing.assert_allclose(result.volume.array, volume.array, atol=0.5)
+    assert len(running.engine.batches) == 10
+
+
+def test_full_queue_answers_resource_exhausted_at_once(start_server) -> None:
+    running = start_server(workers=1, queue=1)
+    engine = running.engine
+    engine.gate.clear()  # every translation waits at the gate: deterministic "slow model"
+    volume = volume_ct()
+    with ThreadPoolExecutor(2) as pool:
+        clients = [running.client() for _ in range(3)]
+        first = pool.submit(clients[0].translate_volume, volume, model="ct-identity", timeout_s=60)
+        assert engine.entered.acquire(timeout=10)  # the only worker is busy
+        second = pool.submit(clients[1].translate_volume, volume, model="ct-identity", timeout_s=60)
+        wait_until(lambda: running.server.admission.admitted == 2)  # one running, one queued
+        start = time.monotonic()
+        with pytest.raises(grpc.RpcError) as refused:
+            clients[2].translate_volume(volume, model="ct-identity", timeout_s=60)
+        assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "retry later" in refused.value.details()
+        assert time.monotonic() - start < 5.0  # refused without waiting for the busy worker
+        engine.gate.set()
+        assert first.result(timeout=30).volume is not None
+        assert second.result(timeout=30).volume is not None
+        for c in clients:
+            c.close()
+    assert running.server.admission.admitted == 0
+
+
+def _hold(running, slices: int = 12):
+    running.engine.hold_after_first_batch = True  # batch_size 4: 3 batches for 12 slices
+    return volume_ct((slices, 16, 16))
+
+
+def test_deadline_stops_the_engine(start_server) -> None:
+    running = start_server()
+    volume = _hold(running)
+    with running.client() as client, pytest.raises(grpc.RpcError) as error:
+        client.translate_volume(volume, model="ct-identity", timeout_s=1.5)
+    assert error.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    engine = running.engine
+    wait_until(lambda: len(engine.errors) == 1)
+    assert engine.cancel_events[0].is_set()
+    assert isinstance(engine.errors[0], CancelledError)
+    assert engine.batches == [1]  # 1 of 3 inference batches ran
+
+
+def test_client_cancel_stops_the_engine(start_server) -> None:
+    running = start_server()
+    volume = _hold(running)
+    with running.client() as client:
+        header = client._header(task=None, model="ct-identity", version=None, output_format="volume",
+                                series_uid=None, modality=None, request_id="cancel-test")  # fmt: skip
+        call = client._stub.Translate(client._volume_requests(header, volume), timeout=30)
+        for response in call:
+            if response.WhichOneof("part") == "progress" and response.progress.stage == "inference":
+                call.cancel()
+                break
+        assert call.code() is grpc.StatusCode.CANCELLED
+    engine = running.engine
+    wait_until(lambda: len(engine.errors) == 1)
+    assert isinstance(engine.errors[0], CancelledError)
+    assert engine.batches == [1]
+    wait_until(lambda: running.server.admission.admitted == 0)
+
+
+def test_graceful_shutdown_drains_in_flight_calls(start_server) -> None:
+    running = start_server(grace_s=20.0)
+    engine = running.engine
+    engine.gate.clear()
+    with ThreadPoolExecutor(2) as pool, running.client() as client:
+        in_flight = pool.submit(client.translate_volume, volume_ct(), model="ct-identity", timeout_s=60)
+        assert engine.entered.acquire(timeout=10)
+        stopping = pool.submit(running.server.stop)
+        time.sleep(0.3)
+        with running.client() as late, pytest.raises(grpc.RpcError) as refused:
+            late.list_models(timeout_s=5)
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+        threading.Timer(0.2, engine.gate.set).start()
+        assert in_flight.result(timeout=30).volume is not None  # finished during the grace period
+        stopping.result(timeout=30)
