@@ -93,13 +93,18 @@ def context_stack(volume: FloatArray, k: int, context_slices: int) -> FloatArray
     return volume[idx]
 
 
+def pad_amounts(n: int, multiple: int) -> tuple[int, int]:
+    """Padding (before, after) that makes ``n`` a multiple, split as the serving engine splits it."""
+    total = -n % multiple
+    return total // 2, total - total // 2
+
+
 def pad_to_multiple(image: FloatArray, multiple: int, value: float) -> FloatArray:
-    """Pad the last two axes at their end up to a multiple of ``multiple`` with ``value``."""
+    """Pad the last two axes symmetrically (as the engine does) up to a multiple, with ``value``."""
     h, w = image.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
+    pad = [(0, 0)] * (image.ndim - 2) + [pad_amounts(h, multiple), pad_amounts(w, multiple)]
+    if not any(a or b for a, b in pad):
         return image
-    pad = [(0, 0)] * (image.ndim - 2) + [(0, ph), (0, pw)]
     return np.pad(image, pad, mode="constant", constant_values=value)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.training.data import FloatArray, PreparedSubject, context_stack, pad_to_multiple
+from models.training.data import FloatArray, PreparedSubject, context_stack, pad_amounts, pad_to_multiple
 from service.inference.normalisation import denormalise
 
 
@@ -29,7 +29,8 @@ def predict_normalised(
         stack = np.stack(
             [pad_to_multiple(context_stack(inputs, k, context_slices), multiple, pad_value) for k in ks]
         )
-        pred = module(torch.from_numpy(stack)).numpy()[:, 0, :h, :w]
+        top, left = pad_amounts(h, multiple)[0], pad_amounts(w, multiple)[0]
+        pred = module(torch.from_numpy(stack)).numpy()[:, 0, top : top + h, left : left + w]
         out[start : start + len(ks)] = pred
     return out
 

@@ -1,0 +1,91 @@
+"""Write a trained model into the Triton-layout repository with its card.
+
+``<repository>/<name>/config.pbtxt``, ``<repository>/<name>/card.json`` and
+``<repository>/<name>/<version>/model.onnx`` (plus ``<version>/card.json`` so each version keeps its
+own card). The card is validated with the serving parser *before* anything is written, and the
+version folder appears atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from models.networks import GeneratorSpec, size_multiple
+from models.training.config import TaskPreset
+from service.atomic import atomic_directory, atomic_file
+from service.errors import OutputError
+from service.inference.card import SCHEMA, parse_card
+from service.inference.repository import ModelRepository
+from service.inference.triton_config import render_config
+
+#: Size limit of a shipped model file (the repository is committed).
+MAX_MODEL_BYTES = 30 * 1024 * 1024
+
+
+def build_card(
+    preset: TaskPreset,
+    *,
+    name: str,
+    version: str,
+    site: str,
+    spec: GeneratorSpec,
+    in_plane_spacing_mm: tuple[float, float],
+    documentation: Mapping[str, Any],
+    dose_reduction_factor: float | None = None,
+) -> dict[str, Any]:
+    """A card dict from the training preset (the serving contract) plus documentation fields."""
+    card: dict[str, Any] = {
+        "schema": SCHEMA,
+        "name": name,
+        "version": str(version),
+        "task": preset.task.value,
+        "site": site,
+        "input": preset.input,
+        "output": preset.output,
+        "context_slices": spec.in_channels,
+        "in_plane_spacing_mm": [float(in_plane_spacing_mm[0]), float(in_plane_spacing_mm[1])],
+        "size_multiple": size_multiple(spec),
+        "body_mask": preset.body_mask,
+    }
+    if dose_reduction_factor is not None:
+        card["dose_reduction_factor"] = float(dose_reduction_factor)
+    card.update(documentation)
+    parse_card(json.loads(json.dumps(card)), source=f"card of {name}")
+    return card
+
+
+def write_entry(
+    repository: str | Path,
+    *,
+    onnx_path: str | Path,
+    card: Mapping[str, Any],
+    max_batch_size: int = 8,
+    overwrite: bool = False,
+) -> Path:
+    """Place ``onnx_path`` and ``card`` in the repository; returns the version folder.
+
+    The written model is then loaded with the serving repository loader as a final check.
+    """
+    onnx_path = Path(onnx_path)
+    size = onnx_path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise OutputError(
+            f"{onnx_path} is {size / 2**20:.1f} MiB, over the 30 MiB limit: use fewer channels."
+        )
+    checked = parse_card(json.loads(json.dumps(card)), source="card")
+    model_dir = Path(repository) / checked.name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(card, indent=2, sort_keys=False) + "\n"
+    with atomic_directory(model_dir / checked.version, overwrite=overwrite) as tmp:
+        shutil.copyfile(onnx_path, tmp / "model.onnx")
+        (tmp / "card.json").write_text(text, encoding="utf-8")
+    with atomic_file(model_dir / "card.json", overwrite=True) as tmp_card:
+        tmp_card.write_text(text, encoding="utf-8")
+    with atomic_file(model_dir / "config.pbtxt", overwrite=True) as tmp_cfg:
+        tmp_cfg.write_text(render_config(checked.name, checked.context_slices, max_batch_size=max_batch_size))
+    ModelRepository.load(repository)  # the serving loader must accept what was written
+    return model_dir / checked.version

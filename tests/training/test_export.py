@@ -1,0 +1,84 @@
+"""Export: ONNX parity with PyTorch, repository entry accepted by the serving engine, and the
+engine's translation equal to the training-side prediction (one pre/post-processing, two runtimes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.onnx_export import export_best, load_best
+from export.parity import check_parity
+from export.repository import build_card, write_entry
+from models.networks import GeneratorSpec, size_multiple
+from models.training.config import PRESETS, TrainConfig
+from models.training.loop import train
+from models.training.predict import predict_native
+from service.inference.card import Task
+from service.inference.engine import Engine
+from service.inference.normalisation import parse_normalisation
+from tests.training.conftest import TINY, phantom_pair, prepared
+
+TOLERANCE = {Task.MR_TO_CT: 1.0, Task.CBCT_TO_CT: 1.0, Task.PET_DENOISE: 0.01}  # HU, HU, SUV
+
+
+def _doc() -> dict[str, object]:
+    return {"architecture": "tiny test network", "intended_use": "tests only", "limitations": "untrained"}
+
+
+def test_export_parity_repository_and_engine_agree_with_training(task: Task, tmp_path: Path) -> None:
+    subjects = prepared(task, range(3))
+    config = TrainConfig(
+        task=task, data=tmp_path, out=tmp_path / "run", epochs=1, steps_per_epoch=1, batch_size=2,
+        crop_px=32, generator=TINY[task], threads=1,
+    )  # fmt: skip
+    result = train(config, subjects[:2], subjects[2:], progress=False)
+    assert result.best is not None
+    onnx_path = export_best(result.best, tmp_path / "model.onnx")
+    module, payload = load_best(result.best)
+    spec = GeneratorSpec.from_dict(payload["spec"])
+    preset = PRESETS[task]
+    report = check_parity(
+        onnx_path, module, in_channels=spec.in_channels, multiple=size_multiple(spec),
+        output_params=subjects[2].output_params, unit=preset.output["unit"], subjects=subjects[2:],
+        input_pad=parse_normalisation(None, preset.input["normalisation"]).pad_value,
+    )  # fmt: skip
+    assert report.cases >= 4
+    assert report.within(TOLERANCE[task]), report
+
+    card = build_card(
+        preset, name=f"tiny_{task.value.replace('-', '_')}", version="1", site="any", spec=spec,
+        in_plane_spacing_mm=(2.0, 2.0), documentation=_doc(),
+        dose_reduction_factor=10 if task is Task.PET_DENOISE else None,
+    )  # fmt: skip
+    repo = tmp_path / "repository"
+    version_dir = write_entry(repo, onnx_path=onnx_path, card=card)
+    assert (version_dir / "model.onnx").is_file()
+    assert json.loads((repo / card["name"] / "card.json").read_text())["name"] == card["name"]
+
+    engine = Engine(repo)
+    source, _ = phantom_pair(task, 2)
+    served = engine.translate(source, model=card["name"]).volume
+    expected = predict_native(
+        module, subjects[2], context_slices=spec.in_channels, multiple=size_multiple(spec),
+        pad_value=parse_normalisation(None, preset.input["normalisation"]).pad_value,
+        background=float(preset.output["background"]),
+        clip=(float(preset.output["clip"][0]), float(preset.output["clip"][1])),
+    )  # fmt: skip
+    assert served.same_grid(source)
+    assert served.unit.value == preset.output["unit"]
+    np.testing.assert_allclose(served.array, expected, atol=TOLERANCE[task])
+
+
+def test_card_is_validated_before_anything_is_written(tmp_path: Path) -> None:
+    from service.inference.card import CardError
+
+    preset = PRESETS[Task.PET_DENOISE]
+    with pytest.raises(CardError, match="dose_reduction_factor"):
+        build_card(
+            preset, name="pet", version="1", site="any", spec=TINY[Task.PET_DENOISE],
+            in_plane_spacing_mm=(2.0, 2.0), documentation=_doc(),
+        )  # fmt: skip
+    assert not any(tmp_path.iterdir())
