@@ -26,7 +26,7 @@ TINY = {
 def phantom_pair(task: Task, seed: int) -> tuple[Volume, Volume]:
     """A cylinder of soft tissue with a bone/lesion core; input and target on one grid."""
     rng = np.random.default_rng(seed)
-    z, y, x = np.mgrid[0:8, 0:44, 0:36]
+    _, y, x = np.mgrid[0:8, 0:44, 0:36]
     radius = 13 + rng.integers(0, 3)
     body = (y - 22) ** 2 + (x - 18) ** 2 < radius**2
     core = (y - 22) ** 2 + (x - 18 + rng.integers(-2, 3)) ** 2 < 16

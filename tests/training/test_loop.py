@@ -63,7 +63,7 @@ def test_existing_run_is_not_overwritten_and_resume_checks_options(tmp_path: Pat
 
 
 def test_crop_must_fit_the_network(tmp_path: Path) -> None:
-    with pytest.raises(OptionError, match="crop_px must be a multiple of 4 .* use 36"):
+    with pytest.raises(OptionError, match=r"crop_px must be a multiple of 4 .* use 36"):
         TrainConfig(
             task="mr-to-ct", data=tmp_path, out=tmp_path, crop_px=33, generator=TINY[next(iter(TINY))]
         )
