@@ -111,6 +111,7 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     add_model(root, "ct-identity", "cbct-to-ct")
     add_model(root, "mr-sct", "mr-to-ct")
+    add_model(root, "ct-nan", "cbct-to-ct", scale=float("nan"))  # a broken model: NaN output
     return root
 
 

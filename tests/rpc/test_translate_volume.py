@@ -31,8 +31,9 @@ def test_volume_round_trip_keeps_geometry_and_values(start_server) -> None:
 def test_task_selects_the_model(start_server) -> None:
     running = start_server()
     with running.client() as client:
-        result = client.translate_volume(volume_ct(), task="cbct-to-ct")
-    assert result.model == "ct-identity"
+        mr = volume_ct().with_array(np.abs(volume_ct().array), modality="MR", unit="MR_AU")
+        result = client.translate_volume(mr, task="mr-to-ct")
+    assert result.model == "mr-sct"
 
 
 def test_volume_larger_than_a_message_travels_in_chunks(start_server) -> None:
@@ -50,7 +51,7 @@ def test_list_and_get_models(start_server) -> None:
     with running.client() as client:
         cards = client.list_models()
         card = client.get_model("mr-sct")
-    assert [c.name for c in cards] == ["ct-identity", "mr-sct"]
+    assert [c.name for c in cards] == ["ct-identity", "ct-nan", "mr-sct"]
     assert (card.task, card.input_modality, card.output_modality, card.version) == (
         "mr-to-ct",
         "MR",
