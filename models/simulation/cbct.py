@@ -290,15 +290,7 @@ def simulate_cbct(
     signal = primary
     if p.scatter_spr > 0:
         water_mm = ref_path / np.float32(mu_water_per_mm(E_REF_KEV))
-        sigma_iso = p.scatter_sigma_mm * p.sid_mm / p.sdd_mm
-        source = primary * water_mm * np.float32(p.scatter_spr / SCATTER_REF_WATER_MM)
-        scatter = gaussian_filter(
-            source,
-            sigma=(0.0, sigma_iso / du, sigma_iso / dz),
-            mode=("nearest", "constant", "nearest"),
-            truncate=3.0,
-        )
-        signal = primary + scatter
+        signal = primary + scatter_intensity(primary, water_mm, p, du, dz)
     if p.i0_photons is not None:
         counts = rng.poisson(p.i0_photons * signal.astype(np.float64))
         signal = (np.maximum(counts, 1.0) / p.i0_photons).astype(np.float32)
@@ -327,6 +319,33 @@ def simulate_cbct(
             "and that i0_photons is not tiny."
         )
     return result
+
+
+def scatter_intensity(primary: F32, water_mm: F32, params: CBCTParams, du_mm: float, dz_mm: float) -> F32:
+    """Scatter reaching the detector, relative to the unattenuated beam.
+
+    ``S = scatter_spr * G (x) (P * l / 200 mm)``: each ray scatters in proportion to its
+    transmitted primary ``P`` times its water-equivalent path ``l`` (single-scatter
+    approximation), spread by a Gaussian of ``scatter_sigma_mm`` (at the detector) over
+    the detector's two axes ``(u, z)``. Behind a wide 200 mm water slab ``S / P`` equals
+    ``scatter_spr``; for finite objects it rises with their size.
+
+    Parameters
+    ----------
+    primary, water_mm
+        ``(n_views, n_det, n_z)`` primary transmission and water-equivalent path (mm).
+    du_mm, dz_mm
+        Detector bin and slice spacing at the isocentre (mm).
+    """
+    sigma_iso = params.scatter_sigma_mm * params.sid_mm / params.sdd_mm
+    source = primary * water_mm * np.float32(params.scatter_spr / SCATTER_REF_WATER_MM)
+    out = gaussian_filter(
+        source,
+        sigma=(0.0, sigma_iso / du_mm, sigma_iso / dz_mm),
+        mode=("nearest", "constant", "nearest"),
+        truncate=3.0,
+    )
+    return np.asarray(out, dtype=np.float32)
 
 
 def fov_radius_mm(params: CBCTParams, det_spacing_mm: float) -> float:

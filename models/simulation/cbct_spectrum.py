@@ -57,7 +57,7 @@ def decompose_hu(hu: F32) -> tuple[F32, F32]:
     Up to ``HU_SOFT_MAX`` a voxel is water of density ``1 + HU / 1000`` (air to soft
     tissue); above it, a volume fraction ``f`` of cortical bone replaces tissue of
     ``HU_SOFT_MAX``, with ``f`` linear in HU so that the attenuation at ``E_REF_KEV``
-    reproduces the input HU exactly (``f > 1`` is denser-than-cortical bone).
+    reproduces the input HU exactly (above cortical bone, pure bone of scaled density).
     """
     hu = np.asarray(hu, dtype=np.float32)
     hb = hu_bone()
@@ -66,7 +66,8 @@ def decompose_hu(hu: F32) -> tuple[F32, F32]:
     water = np.where(
         hu <= HU_SOFT_MAX, np.clip(1.0 + hu / 1000.0, 0.0, None), rho_soft_max * np.clip(1 - f, 0, 1)
     )
-    bone = f * RHO_BONE_G_CM3
+    # denser than cortical bone: scale the bone density so that mu(E_REF) still matches the HU
+    bone = np.where(f <= 1.0, f, (1.0 + hu / 1000.0) / (1.0 + hb / 1000.0)) * RHO_BONE_G_CM3
     return water.astype(np.float32), bone.astype(np.float32)
 
 
