@@ -112,12 +112,23 @@ def largest_component(mask: BoolArray) -> BoolArray:
     return np.asarray(labels == int(np.argmax(sizes)))
 
 
+#: In-plane 4-connectivity, no connection between slices.
+_SLICE_CROSS = np.zeros((3, 3, 3), dtype=bool)
+_SLICE_CROSS[1] = ndimage.generate_binary_structure(2, 1)
+
+
 def fill_holes_slicewise(mask: BoolArray) -> BoolArray:
-    """Fill holes in each axial slice ``mask[k]`` (2D, 4-connected background)."""
-    out = np.empty_like(mask)
-    for k in range(mask.shape[0]):
-        out[k] = ndimage.binary_fill_holes(mask[k])
-    return out
+    """Fill holes in each axial slice ``mask[k]``: background regions (4-connected in the
+    slice) not touching the slice border become foreground. Same result as
+    ``scipy.ndimage.binary_fill_holes`` per slice, computed with one labelling pass."""
+    labels, count = ndimage.label(~mask, structure=_SLICE_CROSS)
+    if count == 0:
+        return mask.copy()
+    border = np.zeros(count + 1, dtype=bool)
+    for edge in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
+        border[np.unique(edge)] = True
+    border[0] = False
+    return np.asarray(~border[labels])
 
 
 def body_mask(volume: Volume, spec: MaskSpec) -> BoolArray:

@@ -179,9 +179,8 @@ def normalise(array: npt.ArrayLike, params: NormalisationParams) -> FloatArray:
     if params.kind is NormalisationKind.CLIP_LINEAR:
         np.clip(x, params.low, params.high, out=x)
     with np.errstate(all="ignore"):
-        x -= np.float32(params.low)
+        x -= np.float32(params.low + (params.high - params.low) / 2.0)
         x /= half
-        x -= np.float32(1.0)
     if params.kind is NormalisationKind.PERCENTILE:
         np.clip(x, -1.0, params.upper_bound, out=x)
     return _finite(x, f"{params.kind.value} normalisation")
@@ -209,7 +208,6 @@ def denormalise(array: npt.ArrayLike, params: NormalisationParams) -> FloatArray
             y *= np.float32(params.scale)
         return _finite(y, "suv_log inverse")
     with np.errstate(all="ignore"):
-        y += np.float32(1.0)
         y *= np.float32((params.high - params.low) / 2.0)
-        y += np.float32(params.low)
+        y += np.float32(params.low + (params.high - params.low) / 2.0)
     return _finite(y, f"{params.kind.value} inverse")
