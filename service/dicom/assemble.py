@@ -19,8 +19,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 
 from service.dicom.enhanced import instance_label, number_of_frames, slices_of
 from service.dicom.pixels import decode_frames, rescale
+from service.dicom.scan import parse_all_elements
 from service.dicom.series import SliceInfo, compute_geometry
-from service.errors import DicomError, PixelDataError, SUVError
+from service.errors import DicomError, PixelDataError, RadTranslateError, SUVError
 from service.logs import hash_uid
 from service.volume import Modality, SourceSeries, Unit, Volume
 
@@ -110,10 +111,19 @@ def _pet_factor(datasets: Sequence[Dataset], unit: Unit) -> float | None:
             raise
         log.warning("PET series read in Bq/ml; SUVbw factor not computable from its header")
         return None
+    except RadTranslateError:
+        raise
+    except Exception as exc:  # boundary: nothing untyped escapes the reader
+        raise SUVError(
+            f"SUVbw factor cannot be computed from the PET header ({type(exc).__name__}: {str(exc)[:120]}): "
+            "check the radiopharmaceutical and patient weight tags, or pass pet_unit='Bq/ml'."
+        ) from exc
 
 
 def build_volume(datasets: Sequence[Dataset], options: ReadOptions) -> Volume:
     """The volume of one series' complete instances (any order); see :func:`read_series`."""
+    for i, ds in enumerate(datasets):
+        parse_all_elements(ds, instance_label(ds, i))
     modality = Modality.parse(_same(datasets, "Modality", required=True))
     sop_class = _same(datasets, "SOPClassUID", required=True)
     frame_of_reference = _same(datasets, "FrameOfReferenceUID", required=True)

@@ -28,6 +28,7 @@ from service.dicom.assemble import build_volume
 from service.dicom.scan import (
     IMAGE_MODALITIES,
     SKIP_UNREADABLE,
+    SUSPECT_REASONS,
     classify,
     group_by_series,
     list_files,
@@ -175,7 +176,9 @@ def read_series(
     ----------
     path
         A folder (searched recursively: non-DICOM files are skipped and counted), or a list of
-        files (each must be a readable DICOM instance).
+        files (each must be a readable DICOM instance). In a folder, files without the DICM
+        prefix and DICOMDIR indexes are skipped; empty, unreadable or corrupt DICOM files are
+        refused, since they may be damaged slices of the series.
     series_uid, modality
         Selection rule: exactly one image series must match (both ``None``: the only one).
     pet_unit
@@ -201,6 +204,7 @@ def read_series(
     headers: list[Dataset] = []
     kept: list[Any] = []
     skipped = 0
+    suspect: list[str] = []
     for file in files:
         ds, reason = read_header(Path(file))
         if ds is None:
@@ -210,9 +214,17 @@ def read_series(
                     "remove it from the list, or pass the folder to skip such files."
                 )
             skipped += 1
+            if reason in SUSPECT_REASONS:
+                suspect.append(f"{os.fspath(file)!r} ({reason})")
             continue
         headers.append(ds)
         kept.append(file)
+    if suspect:
+        shown = ", ".join(suspect[:5]) + (f" and {len(suspect) - 5} more" if len(suspect) > 5 else "")
+        raise DicomError(
+            f"{len(suspect)} file(s) in the folder look damaged and may be slices of the series: {shown}: "
+            "repair or remove them, or pass an explicit list of the series' files."
+        )
     groups_idx = group_by_series(headers)
     groups = {uid: [headers[i] for i in idx] for uid, idx in groups_idx.items()}
     uid = select_series(groups, options, skipped=skipped)

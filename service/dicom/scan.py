@@ -31,6 +31,8 @@ SKIP_DICOMDIR = "DICOMDIR index"
 SKIP_NO_SERIES = "no SeriesInstanceUID"
 SKIP_EMPTY = "empty file"
 SKIP_NO_ACCESS = "cannot open"
+#: Skip reasons that may hide a damaged instance of the series being read: read_series refuses them.
+SUSPECT_REASONS = frozenset({SKIP_UNREADABLE, SKIP_NO_SERIES, SKIP_EMPTY, SKIP_NO_ACCESS})
 
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _UNITS = {"CT": "HU", "MR": "MR_AU", "RTDOSE": "Gy"}
@@ -94,6 +96,26 @@ def list_files(path: str | os.PathLike[str]) -> list[Path]:
     return found
 
 
+def parse_all_elements(ds: Dataset, where: str) -> None:
+    """Convert every element (pydicom parses lazily), so a corrupt one fails here, typed.
+
+    Raises
+    ------
+    DicomError
+        Naming the first element that cannot be parsed.
+    """
+    tag = None
+    try:
+        for elem in ds.iterall():
+            tag = elem.tag
+    except Exception as exc:
+        after = f" after tag {tag}" if tag is not None else ""
+        raise DicomError(
+            f"{where} has an element that cannot be parsed{after} ({type(exc).__name__}: "
+            f"{str(exc)[:120]}): the file is corrupt; export the series again."
+        ) from exc
+
+
 def read_header(path: Path) -> tuple[Dataset | None, str | None]:
     """``(header, None)`` for a usable instance, else ``(None, reason)``; never raises."""
     try:
@@ -104,6 +126,7 @@ def read_header(path: Path) -> tuple[Dataset | None, str | None]:
         return None, SKIP_NOT_DICOM
     except OSError:
         return None, SKIP_NO_ACCESS
+        parse_all_elements(ds, "header")
     except Exception:  # truncated or corrupt files raise many types inside pydicom
         return None, SKIP_UNREADABLE
     return classify(ds)

@@ -91,3 +91,32 @@ def test_slice_truncated_in_its_pixel_data_is_refused(tmp_path):
     paths[1].write_bytes(data[: len(data) - 5000])
     with pytest.raises(PixelDataError, match=r"instance #2 .*cannot be decoded .*less than expected"):
         read_series(tmp_path)
+
+
+def test_read_series_refuses_a_folder_with_damaged_dicom_files(folder):
+    from service.dicom import read_series
+
+    path, good, _ = folder
+    with pytest.raises(DicomError, match=r"2 file\(s\) in the folder look damaged .*cut\.dcm.*empty\.dcm"):
+        read_series(path, series_uid=good[0].SeriesInstanceUID)
+    (path / "empty.dcm").unlink()
+    (path / "cut.dcm").unlink()  # text files, RT plans and DICOMDIRs are only skipped
+    assert read_series(path, series_uid=good[0].SeriesInstanceUID).shape == (4, 128, 128)
+
+
+def test_corrupt_element_is_a_typed_error():
+    from service.dicom import read_series_from_datasets
+    from service.dicom.scan import parse_all_elements
+
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    datasets = series_datasets(2)
+    # SeriesTime as read from a file whose VR bytes were flipped: pydicom fails only on access
+    datasets[1]._dict[Tag(0x00080031)] = RawDataElement(
+        Tag(0x00080031), "T\x16", 6, b"123456", 0, False, True
+    )
+    with pytest.raises(DicomError, match=r"element that cannot be parsed .*Unknown Value Representation"):
+        parse_all_elements(datasets[1], "slice")
+    with pytest.raises(DicomError, match=r"instance #2 .*cannot be parsed"):
+        read_series_from_datasets(datasets)
