@@ -137,7 +137,8 @@ def mutate(files: list[bytes], data: st.DataObject) -> tuple[list[bytes], str]:
     """Apply one drawn mutation to one of ``files``; return the files and a description."""
     files = list(files)
     target = data.draw(st.integers(0, len(files) - 1), label="file")
-    kind = data.draw(st.sampled_from(["flip", "truncate", "tag", "tag", "syntax", "frame-group"]), label="kind")
+    kinds = ["flip", "truncate", "tag", "tag", "syntax", "frame-group"]
+    kind = data.draw(st.sampled_from(kinds), label="kind")
     raw = files[target]
     if kind == "flip":
         count = data.draw(st.integers(1, 16))
@@ -248,7 +249,9 @@ class Runner:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="time budget (default 60)")
     parser.add_argument("--max-cases", type=int, default=100_000, help="case budget (default 100000)")
     parser.add_argument("--case-timeout", type=float, default=10.0, help="per-case timeout in s (default 10)")

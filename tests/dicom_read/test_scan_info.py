@@ -105,11 +105,11 @@ def test_read_series_refuses_a_folder_with_damaged_dicom_files(folder):
 
 
 def test_corrupt_element_is_a_typed_error():
-    from service.dicom import read_series_from_datasets
-    from service.dicom.scan import parse_all_elements
-
     from pydicom.dataelem import RawDataElement
     from pydicom.tag import Tag
+
+    from service.dicom import read_series_from_datasets
+    from service.dicom.scan import parse_all_elements
 
     datasets = series_datasets(2)
     # SeriesTime as read from a file whose VR bytes were flipped: pydicom fails only on access
