@@ -283,14 +283,14 @@ def simulate_cbct(
         primary = polychromatic_transmission(lw, lb, energies, weights)
         mu_cal = water_calibration_mu_per_mm(energies, weights, p.calibration_water_mm)
     else:
-        primary = np.exp(-ref_path)
+        primary = np.asarray(np.exp(-ref_path), dtype=np.float32)
         mu_cal = mu_water_per_mm(E_REF_KEV)
     del line, lw, lb
 
     signal = primary
     if p.scatter_spr > 0:
-        water_mm = ref_path / np.float32(mu_water_per_mm(E_REF_KEV))
-        signal = primary + scatter_intensity(primary, water_mm, p, du, dz)
+        water_mm = np.asarray(ref_path / mu_water_per_mm(E_REF_KEV), dtype=np.float32)
+        signal = np.asarray(primary + scatter_intensity(primary, water_mm, p, du, dz), dtype=np.float32)
     if p.i0_photons is not None:
         counts = rng.poisson(p.i0_photons * signal.astype(np.float64))
         signal = (np.maximum(counts, 1.0) / p.i0_photons).astype(np.float32)

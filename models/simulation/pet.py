@@ -268,7 +268,10 @@ def simulate_pet(
     conc = suv.astype(np.float32) * np.float32(p.kbq_ml_per_suv)
     if p.psf_fwhm_mm > 0:
         sig = p.psf_fwhm_mm * _FWHM_TO_SIGMA
-        conc = ndimage.gaussian_filter(conc, sigma=(sig / dz, sig / dy, sig / dx), mode="constant")
+        # axially the body continues beyond the volume; in-plane, outside is air
+        conc = ndimage.gaussian_filter(
+            conc, sigma=(sig / dz, sig / dy, sig / dx), mode=("nearest", "constant", "constant")
+        )
     py, px = max(8, round(ny * dy / p.pixel_mm)), max(8, round(nx * dx / p.pixel_mm))
     pdx, pdy = nx * dx / px, ny * dy / py
     conc_pet = _resample(conc, (py, px))

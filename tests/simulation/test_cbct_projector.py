@@ -77,7 +77,7 @@ def test_fan_fbp_recovers_a_disc(arc_deg: float) -> None:
     n_views = 300
     arc = math.radians(arc_deg)
     dbeta = arc / n_views
-    beta = (np.arange(n_views) + 0.5) * dbeta
+    beta = np.asarray((np.arange(n_views) + 0.5) * dbeta, dtype=np.float64)
     sino = proj.fan_forward(img[:, None].copy(), (n, n), (d, d), beta, u, sid)
     w = (
         np.full((n_views, u.size), 0.5)
