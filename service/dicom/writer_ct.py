@@ -34,7 +34,7 @@ def encode_hu(volume: Volume) -> npt.NDArray[np.int16]:
     VolumeError
         When a value lies outside the encodable HU range.
     """
-    hu = volume.array.astype(np.float64)
+    hu = volume.array  # float32
     low, high = float(hu.min()), float(hu.max())
     if low < MIN_HU - 0.5 or high >= MAX_HU + 0.5:
         raise VolumeError(
@@ -42,7 +42,8 @@ def encode_hu(volume: Volume) -> npt.NDArray[np.int16]:
             f"{RESCALE_INTERCEPT_HU}, got range [{low:.1f}, {high:.1f}] HU: check the model output "
             "(a CT volume in HU should lie within about -1024 to 3071) or clip it explicitly before writing."
         )
-    stored = np.rint(hu - RESCALE_INTERCEPT_HU)
+    # Round first, then shift by the integer intercept: both steps are exact in float32.
+    stored = np.rint(hu) - np.float32(RESCALE_INTERCEPT_HU)
     if not np.all(np.isfinite(stored)):
         raise NumericError("CT values are not finite after rounding: fix the computation that produced them.")
     return stored.astype(np.int16)
