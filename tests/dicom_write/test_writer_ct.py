@@ -211,3 +211,22 @@ def test_options_and_modalities_are_checked(small_ct: Volume) -> None:
         encode_derived_series(mr, **MODEL)
     custom = encode_derived_series(small_ct, series_description="sCT test", series_number=7, **MODEL)
     assert custom[0].SeriesDescription == "sCT test" and custom[0].SeriesNumber == 7
+
+
+def test_synthetic_ct_from_an_mr_source(tmp_path: Path) -> None:
+    src = get_testdata_file("MR_small.dcm", download=False)
+    assert src is not None
+    build_ct_series(Path(src), tmp_path / "mr")
+    mr = read_series(tmp_path / "mr")
+    assert mr.modality is Modality.MR and mr.source is not None
+    rng = np.random.default_rng(3)
+    sct = mr.with_array(rng.uniform(-1000, 1500, size=mr.shape), modality="CT", unit="HU")
+    written = write_derived_series(sct, tmp_path / "sct", **MODEL)
+    ds = pydicom.dcmread(written.paths[0])
+    assert ds.Modality == "CT" and ds.SOPClassUID == pydicom.uid.CTImageStorage
+    assert ds.SourceImageSequence[0].ReferencedSOPClassUID == pydicom.uid.MRImageStorage
+    assert ds.FrameOfReferenceUID == mr.source.frame_of_reference_uid
+    assert dciodvfy_errors(written.paths[0]) == []
+    back = read_series(written.directory)
+    _assert_same_geometry(mr, back)
+    assert np.abs(back.array - sct.array).max() <= 0.5
