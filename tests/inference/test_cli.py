@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from service.cli.main import EXIT_INPUT, EXIT_NOT_FOUND, EXIT_OUTPUT, main
+from service.cli import models, translate
+from service.errors import InputError, NotFoundError, OptionError, OutputError
 from service.volume import Volume
 from tests.inference.helpers import card, hu_to_norm, linear_model, norm_to_hu, write_model
+
+
+def main(argv: list[str]) -> int:
+    """Run one of our subcommands as ``service.cli.main`` would, without building the full parser
+    (whose training entry points import torch)."""
+    parser = argparse.ArgumentParser(prog="radtranslate")
+    sub = parser.add_subparsers(required=True)
+    models.register(sub)
+    translate.register(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
 
 
 @pytest.fixture
@@ -28,8 +41,10 @@ def test_models_list_and_show(repo: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["models", "show", "cbct-test", "--models", str(repo), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown == json.loads((repo / "cbct-test" / "card.json").read_text())
-    assert main(["models", "show", "absent", "--models", str(repo)]) == EXIT_NOT_FOUND
-    assert main(["models", "list", "--models", str(repo / "nowhere")]) == EXIT_INPUT
+    with pytest.raises(NotFoundError, match="'absent'"):
+        main(["models", "show", "absent", "--models", str(repo)])
+    with pytest.raises(InputError, match="is not a folder"):
+        main(["models", "list", "--models", str(repo / "nowhere")])
 
 
 def test_translate_dicom_to_dicom(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,14 +65,16 @@ def test_translate_dicom_to_dicom(repo: Path, tmp_path: Path, capsys: pytest.Cap
     expected = np.where(x > -500, norm_to_hu(hu_to_norm(x) + 0.05), -1000.0)
     np.testing.assert_allclose(result.array, expected, atol=0.51)  # int16 storage: 1 HU steps
     assert result.same_grid(source)
-    assert main(args) == EXIT_OUTPUT  # exists, no --overwrite
+    with pytest.raises(OutputError, match="already exists"):
+        main(args)
     assert main([*args, "--overwrite"]) == 0
 
 
-def test_translate_refuses_wrong_options(repo: Path, tmp_path: Path, capsys) -> None:
+def test_translate_refuses_wrong_options(repo: Path, tmp_path: Path) -> None:
     base = ["translate", str(tmp_path / "in"), str(tmp_path / "o.nii.gz"), "--models", str(repo)]
-    assert main([*base, "--model", "cbct-test", "--format", "mha"]) == EXIT_INPUT
-    assert "contradicts format 'mha'" in capsys.readouterr().err
-    assert main([*base, "--task", "mr-to-ct"]) == EXIT_NOT_FOUND
-    assert main([*base, "--model", "cbct-test", "--token-file", "t"]) == EXIT_INPUT
-    assert "apply to --server only" in capsys.readouterr().err
+    with pytest.raises(OptionError, match="contradicts format 'mha'"):
+        main([*base, "--model", "cbct-test", "--format", "mha"])
+    with pytest.raises(NotFoundError, match="mr-to-ct"):
+        main([*base, "--task", "mr-to-ct"])
+    with pytest.raises(OptionError, match="apply to --server only"):
+        main([*base, "--model", "cbct-test", "--token-file", "t"])
