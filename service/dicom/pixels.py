@@ -140,7 +140,10 @@ def decode_frames(ds: Dataset, where: str, frames: int) -> npt.NDArray[Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             array = np.asarray(ds.pixel_array)
-    except Exception as exc:  # decoders raise ValueError, RuntimeError, KeyError, ...
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # decoders raise ValueError, RuntimeError, MemoryError, and the
+        # Rust-based pylibjpeg-rle raises pyo3's PanicException (a BaseException) on corrupt segments
         detail = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise PixelDataError(
             f"pixel data of {where} ({_syntax_name(ts)}) cannot be decoded "

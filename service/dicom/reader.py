@@ -72,8 +72,6 @@ class ReadOptions:
         if modality is not None:
             try:
                 mod = Modality.parse(modality)
-            except DicomError:
-                raise
             except Exception:
                 mod = None
             if mod is None or mod.value not in IMAGE_MODALITIES:

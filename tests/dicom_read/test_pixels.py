@@ -120,3 +120,14 @@ def test_ct_without_rescale_is_refused():
 
     with pytest.raises(PixelDataError, match=r"no RescaleSlope/RescaleIntercept, which CT images must carry"):
         read_series_from_datasets(series_datasets(2, mutate=drop))
+
+
+def test_rle_decoder_panic_is_a_typed_error():
+    # Found by bench/fuzz_dicom_reader.py: this corrupt RLE segment makes pylibjpeg-rle's Rust
+    # decoder panic (pyo3 PanicException, a BaseException), which must not escape untyped.
+    ds = pydicom.dcmread(data_file("MR_small_RLE.dcm"))
+    data = bytearray(ds.PixelData)
+    data[443] = 179
+    ds.PixelData = bytes(data)
+    with pytest.raises(PixelDataError, match=r"RLE Lossless .*cannot be decoded \(PanicException"):
+        read_instance_pixels(ds)
