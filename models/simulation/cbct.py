@@ -213,7 +213,7 @@ class CBCTParams:
             fov_mm=fov,
             kvp=float(rng.choice([100.0, 110.0, 120.0, 125.0])),
             filter_mm_al=float(rng.uniform(2.5, 8.0)),
-            scatter_spr=float(rng.uniform(0.2, 1.2)),
+            scatter_spr=float(rng.uniform(0.15, 1.0)),
             scatter_sigma_mm=float(rng.uniform(40.0, 100.0)),
             i0_photons=float(np.exp(rng.uniform(np.log(1e4), np.log(1e5)))),
             recon_filter="hann" if rng.random() < 0.7 else "shepp-logan",
