@@ -34,7 +34,7 @@ class ServerConfig:
 
     host: str = LOCALHOST
     port: int = 50051
-    models_dir: str = "/models"
+    models_dir: str | None = None  # None: $RADTRANSLATE_MODEL_REPOSITORY, else the bundled repository
     workers: int = 1  # concurrent inferences
     queue: int = 4  # requests admitted beyond the workers (waiting); more -> RESOURCE_EXHAUSTED
     max_message_bytes: int = 8 * MiB  # per gRPC message, both directions
@@ -122,7 +122,8 @@ def _coerce(name: str, raw: Any) -> Any:
             return int(raw)
         if isinstance(default, float):
             return float(raw)
-        return str(raw) if raw != "" else None if default is None else str(raw)
+        text = str(raw)
+        return None if text == "" and default is None else text  # "" clears an optional path
     except (TypeError, ValueError):
         raise OptionError(
             f"{name} got {raw!r}, which is not a valid {type(default).__name__}: fix the value."

@@ -45,9 +45,10 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
 def build_engine(config: ServerConfig) -> EngineLike:
     """The ONNX Runtime engine over ``config.models_dir`` (not loaded yet)."""
     from service.inference.engine import Engine, EngineConfig
+    from service.inference.repository import default_repository_path
 
     engine_config = EngineConfig(providers=config.providers) if config.providers else EngineConfig()
-    return Engine(config.models_dir, engine_config)
+    return Engine(config.models_dir or default_repository_path(), engine_config)
 
 
 class TranslationServer:
