@@ -94,6 +94,33 @@ def _run_local(args: argparse.Namespace, bar: _Bar) -> int:
     return 0
 
 
+def dicom_files(path: Path) -> list[Path]:
+    """``path`` itself, or the DICOM Part 10 files under folder ``path`` (by the ``DICM`` preamble)."""
+    if not path.is_dir():
+        return [path]
+    files = []
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        with file.open("rb") as handle:
+            if handle.read(132)[128:] == b"DICM":
+                files.append(file)
+    if not files:
+        raise OptionError(f"folder {str(path)!r} holds no DICOM Part 10 file: check the input path.")
+    return files
+
+
+def _remote_card(client: Any, args: argparse.Namespace) -> Any:
+    """The server's card for ``--model``, or for the one model doing ``--task``."""
+    if args.model:
+        return client.get_model(args.model, args.version)
+    names = sorted({c.name for c in client.list_models() if c.task == args.task})
+    if len(names) != 1:
+        raise OptionError(
+            f"the server has {len(names)} model(s) for task {args.task!r} ({names}): an image-file input "
+            "needs exactly one; pass --model NAME."
+        )
+    return client.get_model(names[0], args.version)
+
+
 def _run_remote(args: argparse.Namespace, bar: _Bar) -> int:
     try:
         from service.rpc.client import TranslationClient, write_result
@@ -116,16 +143,12 @@ def _run_remote(args: argparse.Namespace, bar: _Bar) -> int:
         if is_image_file(args.input):
             from service.imageio import read_image
 
-            card = client.get_model(args.model, args.version) if args.model else None
-            if card is None:
-                raise OptionError("an image-file input over --server needs --model (its card gives the "
-                                  "input modality and unit): pass --model NAME.")
+            card = _remote_card(client, args)
             volume = read_image(args.input, modality=card.input_modality, unit=card.input_unit)
-            result = client.translate_volume(volume, task=args.task, model=args.model, version=args.version,
+            result = client.translate_volume(volume, model=card.name, version=card.version,
                                              output_format=wire_format, progress=bar)
         else:
-            source = Path(args.input)
-            files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+            files = dicom_files(Path(args.input))
             result = client.translate_dicom(files, task=args.task, model=args.model, version=args.version,
                                             output_format=wire_format, series_uid=args.series_uid,
                                             progress=bar)

@@ -46,6 +46,10 @@ class EngineConfig:
         CUDA device ordinal.
     batch_size
         Slices (or tiles) per ONNX Runtime run; capped by the model's ``max_batch_size``.
+    deterministic
+        Ask ONNX Runtime for deterministic kernels (``use_deterministic_compute``) and, on
+        CUDA, cuDNN's default convolution algorithms instead of a timed search, so that the
+        same input gives the same output run after run (at some cost in speed).
     """
 
     providers: tuple[str, ...] = (CUDA, CPU)
@@ -53,6 +57,7 @@ class EngineConfig:
     gpu_mem_limit_bytes: int | None = None
     device_id: int = 0
     batch_size: int = 8
+    deterministic: bool = True
 
     def __post_init__(self) -> None:
         providers = tuple(self.providers)
@@ -96,6 +101,9 @@ def _providers(config: EngineConfig) -> list[str | tuple[str, dict[str, Any]]]:
             options: dict[str, Any] = {"device_id": config.device_id}
             if config.gpu_mem_limit_bytes is not None:
                 options["gpu_mem_limit"] = config.gpu_mem_limit_bytes
+                options["arena_extend_strategy"] = "kSameAsRequested"  # stay within the limit
+            if config.deterministic:
+                options["cudnn_conv_algo_search"] = "DEFAULT"
             chosen.append((name, options))
         else:
             chosen.append(name)
@@ -113,6 +121,7 @@ def _session(entry: ModelEntry, config: EngineConfig) -> Any:
     options = ort.SessionOptions()
     if config.intra_op_threads:
         options.intra_op_num_threads = config.intra_op_threads
+    options.use_deterministic_compute = config.deterministic
     try:
         session = ort.InferenceSession(str(entry.model_path), options, providers=_providers(config))
     except OptionError:

@@ -185,3 +185,17 @@ def test_max_batch_size_zero_config_and_batch_cap(tmp_path: Path) -> None:
         ct(x), model="cbct-test", progress=lambda s, f: seen.append(f) if s == "inference" else None
     )
     assert len(seen) == 3  # 5 slices, at most 2 per run
+
+
+def test_engine_config_is_validated_once(tmp_path: Path) -> None:
+    from service.errors import OptionError
+
+    with pytest.raises(OptionError, match="batch_size must be an integer >= 1, got 0"):
+        EngineConfig(batch_size=0)
+    with pytest.raises(OptionError, match="gpu_mem_limit_bytes"):
+        EngineConfig(gpu_mem_limit_bytes=-5)
+    write_model(tmp_path, card(), lambda p: linear_model(p, 1, 1.0, 0.0))
+    engine = Engine(tmp_path, EngineConfig(providers=("NoSuchExecutionProvider",)))
+    with pytest.raises(OptionError, match="none of the providers"):
+        engine.load()
+    assert not engine.loaded

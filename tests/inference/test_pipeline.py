@@ -79,14 +79,28 @@ def test_translate_command_against_a_local_server(repo: Path, tmp_path: Path,
     try:
         server.load_models()
         path, vol = nifti
-        out = tmp_path / "remote.nii.gz"
         parser = argparse.ArgumentParser()
         translate.register(parser.add_subparsers())
-        args = parser.parse_args(["translate", str(path), str(out), "--model", "cbct-test",
-                                  "--server", f"localhost:{port}", "--no-progress"])
+        server_args = ["--server", f"localhost:{port}", "--no-progress"]
+        for choice in (["--model", "cbct-test"], ["--task", "cbct-to-ct"]):
+            out = tmp_path / f"remote{choice[0]}.nii.gz"
+            args = parser.parse_args(["translate", str(path), str(out), *choice, *server_args])
+            assert args.func(args) == 0
+            result = read_image(out)
+            assert result.same_grid(vol)
+            np.testing.assert_allclose(result.array, expected(vol.array), atol=0.05)
+        # DICOM in, DICOM out; a stray non-DICOM file in the folder is not sent.
+        from service.dicom.reader import read_series
+        from service.dicom.writer import write_derived_series
+
+        x = np.round(vol.array)
+        write_derived_series(vol.with_array(x), tmp_path / "dicom_in", model_name="phantom",
+                             model_version="1", allow_new_study=True)
+        (tmp_path / "dicom_in" / "notes.txt").write_text("not DICOM")
+        args = parser.parse_args(["translate", str(tmp_path / "dicom_in"), str(tmp_path / "dicom_out"),
+                                  "--task", "cbct-to-ct", *server_args])
         assert args.func(args) == 0
-        result = read_image(out)
-        assert result.same_grid(vol)
-        np.testing.assert_allclose(result.array, expected(vol.array), atol=0.05)
+        result = read_series(tmp_path / "dicom_out")
+        np.testing.assert_allclose(result.array, expected(x), atol=0.51)
     finally:
         server.stop(0)
