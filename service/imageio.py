@@ -141,18 +141,18 @@ def read_image(
     return Volume.from_sitk(image, modality=mod, unit=uni)
 
 
-def _set_nifti_descrip(path: Path, text: str, compressed: bool) -> None:
-    """Write ``text`` into the descrip field of a NIfTI-1 file (in place)."""
-    data = bytearray(gzip.decompress(path.read_bytes()) if compressed else path.read_bytes())
-    size = int.from_bytes(data[:4], "little")
-    if size != _NIFTI1_HEADER_SIZE:
-        raise ImageFormatError(
-            f"the NIfTI writer produced a header of {size} bytes, not NIfTI-1's 348, so modality "
-            "and unit cannot be stored in descrip: write .mha or .nrrd instead."
-        )
-    field = text.encode("ascii")[: _DESCRIP_LENGTH - 1].ljust(_DESCRIP_LENGTH, b"\0")
-    data[_DESCRIP_OFFSET : _DESCRIP_OFFSET + _DESCRIP_LENGTH] = field
-    path.write_bytes(gzip.compress(bytes(data), compresslevel=6) if compressed else bytes(data))
+def _set_nifti_descrip(path: Path, text: str) -> None:
+    """Write ``text`` into the descrip field of an uncompressed NIfTI-1 file (in place)."""
+    with path.open("r+b") as handle:
+        size = int.from_bytes(handle.read(4), "little")
+        if size != _NIFTI1_HEADER_SIZE:
+            raise ImageFormatError(
+                f"the NIfTI writer produced a header of {size} bytes, not NIfTI-1's 348, so modality "
+                "and unit cannot be stored in descrip: write .mha or .nrrd instead."
+            )
+        field = text.encode("ascii")[: _DESCRIP_LENGTH - 1].ljust(_DESCRIP_LENGTH, b"\0")
+        handle.seek(_DESCRIP_OFFSET)
+        handle.write(field)
 
 
 def _write_mhd(image: sitk.Image, final: Path, *, overwrite: bool) -> None:
@@ -188,9 +188,20 @@ def write_image(volume: Volume, path: str | os.PathLike[str], *, overwrite: bool
     if ext == ".mhd":
         _write_mhd(image, final, overwrite=overwrite)
         return final
+    descrip = f"radtranslate modality={volume.modality.value} unit={volume.unit.value}"
     with atomic_file(final, overwrite=overwrite) as tmp:
-        sitk.WriteImage(image, str(tmp), useCompression=ext in (".mha", ".nrrd", ".nii.gz"))
-        if ext in (".nii", ".nii.gz"):
-            text = f"radtranslate modality={volume.modality.value} unit={volume.unit.value}"
-            _set_nifti_descrip(tmp, text, compressed=ext == ".nii.gz")
+        if ext == ".nii.gz":
+            # Written uncompressed, descrip set, then compressed once.
+            plain = tmp.with_name(tmp.name[: -len(".gz")])
+            try:
+                sitk.WriteImage(image, str(plain), useCompression=False)
+                _set_nifti_descrip(plain, descrip)
+                with plain.open("rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
+                    shutil.copyfileobj(src, dst, length=1 << 22)
+            finally:
+                plain.unlink(missing_ok=True)
+        else:
+            sitk.WriteImage(image, str(tmp), useCompression=ext in (".mha", ".nrrd"))
+            if ext == ".nii":
+                _set_nifti_descrip(tmp, descrip)
     return final
