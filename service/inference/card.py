@@ -7,12 +7,14 @@ of the wrong type or range raises :class:`CardError` naming the file and the fie
 
 from __future__ import annotations
 
+import copy
 import enum
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from service.errors import InputError
@@ -127,7 +129,7 @@ class ModelCard:
 
     def to_dict(self) -> dict[str, Any]:
         """The card as it was written (JSON-ready)."""
-        return json.loads(json.dumps(self.raw))  # type: ignore[no-any-return]
+        return copy.deepcopy(dict(self.raw))
 
 
 def _modality_unit(where: Where, obj: Mapping[str, Any]) -> tuple[Modality, Unit]:
@@ -273,8 +275,8 @@ def parse_card(data: Any, *, source: str = "<card>") -> ModelCard:
         tile=tile,
         dose_reduction_factor=None if drf is None else float(drf),
         body_mask=mask,
-        documentation={k: data[k] for k in _DOC_FIELDS if k in data},
-        raw=data,
+        documentation=MappingProxyType({k: copy.deepcopy(data[k]) for k in _DOC_FIELDS if k in data}),
+        raw=MappingProxyType(copy.deepcopy(data)),
     )
 
 

@@ -177,10 +177,15 @@ def check_config(path: Path, *, model_name: str, channels: int) -> TritonConfig:
 
 
 def render_config(model_name: str, channels: int, *, max_batch_size: int = 8) -> str:
-    """A ``config.pbtxt`` for a radtranslate model (what exporters write)."""
+    """A ``config.pbtxt`` for a radtranslate model (what exporters write).
+
+    ``version_policy: { all { } }`` makes Triton serve every version folder, as radtranslate
+    does (Triton's default serves only the highest).
+    """
     lead = "" if max_batch_size > 0 else "-1, "
     return (
         f'name: "{model_name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {max_batch_size}\n'
+        "version_policy: { all { } }\n"
         f'input [\n  {{\n    name: "input"\n    data_type: TYPE_FP32\n'
         f"    dims: [ {lead}{channels}, -1, -1 ]\n"
         "  }\n]\n"
