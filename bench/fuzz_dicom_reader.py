@@ -21,6 +21,7 @@ import copy
 import io
 import logging
 import multiprocessing as mp
+import os
 import resource
 import tempfile
 import time
@@ -155,7 +156,7 @@ def mutate(files: list[bytes], data: st.DataObject) -> tuple[list[bytes], str]:
     ds = pydicom.dcmread(io.BytesIO(raw))
     if kind == "syntax":
         ts = data.draw(st.sampled_from(TRANSFER_SYNTAXES))
-        ds.file_meta.TransferSyntaxUID = ts
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(ts)
         what = f"TransferSyntaxUID={ts!r} in file {target}"
     elif kind == "frame-group" and "PerFrameFunctionalGroupsSequence" in ds:
         seq = data.draw(st.sampled_from(["PlanePositionSequence", "PlaneOrientationSequence",
@@ -174,16 +175,17 @@ def mutate(files: list[bytes], data: st.DataObject) -> tuple[list[bytes], str]:
             _set(ds, keyword, value)
         except Exception as exc:  # pydicom refuses some values at assignment: no case
             return files, f"unwritable ({type(exc).__name__}) {what}"
-    buf = io.BytesIO()
+    out = io.BytesIO()
     try:
-        ds.save_as(buf, enforce_file_format=False)
+        ds.save_as(out, enforce_file_format=False)
     except Exception as exc:  # pydicom refuses to write some values: no case
         return files, f"unwritable ({type(exc).__name__}) {what}"
-    files[target] = buf.getvalue()
+    files[target] = out.getvalue()
     return files, what
 
 
 def _quiet() -> None:
+    os.environ["RUST_BACKTRACE"] = "0"  # decoder panics are counted, not printed in full
     warnings.simplefilter("ignore")
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
 
@@ -266,6 +268,7 @@ def main() -> int:
     runner = Runner(args.case_timeout, args.memory_mb << 20)
     outcomes: collections.Counter[str] = collections.Counter()
     by_kind: collections.Counter[str] = collections.Counter()
+    ok_by_kind: collections.Counter[str] = collections.Counter()
     findings: dict[str, tuple[str, str, str]] = {}
     start = time.monotonic()
 
@@ -277,12 +280,15 @@ def main() -> int:
     def case(data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(names), label="seed")
         files, what = mutate(corpus[name], data)
-        by_kind[what.split(" ")[0].split("=")[0]] += 1
+        kind = what.split(" ")[0].split("=")[0]
+        by_kind[kind] += 1
         if what.startswith("unwritable"):
             outcomes["skipped (mutation not writable)"] += 1
             return
         status, detail, trace = runner.run(files)
         outcomes[f"{status}: {detail}"] += 1
+        if status == "ok":
+            ok_by_kind[kind] += 1
         if status in ("crash", "timeout") and detail not in findings:
             findings[detail] = (name, what, trace)
             if args.crash_dir:
@@ -302,9 +308,9 @@ def main() -> int:
     print(f"{'outcome':<60} {'cases':>7}")
     for key, count in sorted(outcomes.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"{key:<60} {count:>7}")
-    print(f"\n{'mutation kind':<30} {'cases':>7}")
+    print(f"\n{'mutation kind':<30} {'cases':>7} {'volume':>7}")
     for key, count in sorted(by_kind.items(), key=lambda kv: -kv[1]):
-        print(f"{key:<30} {count:>7}")
+        print(f"{key:<30} {count:>7} {ok_by_kind[key]:>7}")
     bad = sum(c for k, c in outcomes.items() if k.startswith(("crash", "timeout")))
     print(f"\nfindings (crashes or timeouts): {bad} case(s), {len(findings)} distinct")
     for detail, (name, what, trace) in findings.items():

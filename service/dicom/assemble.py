@@ -179,6 +179,7 @@ def instance_values(ds: Dataset) -> npt.NDArray[np.float32]:
     The per-frame rescale is applied when present, the identity otherwise; no geometry check.
     """
     where = instance_label(ds, 0)
+    parse_all_elements(ds, where)
     stored = decode_frames(ds, where, number_of_frames(ds, where))
     out = np.empty(stored.shape, dtype=np.float32)
     for s in slices_of(ds, 0):
