@@ -209,6 +209,7 @@ def compare_dose_on_ct_and_sct(
     ptv_radius_mm: float = 30.0,
     body_threshold_hu: float = -400.0,
     model: BeamModel | None = None,
+    use_numba: bool = True,
 ) -> DoseComparison:
     """Compute ``plan`` on ``ct`` and ``sct`` and compare the doses.
 
@@ -229,6 +230,9 @@ def compare_dose_on_ct_and_sct(
         CT threshold (HU) of the body mask.
     model
         Beam model; default :class:`BeamModel` ().
+    use_numba
+        Let gamma use its compiled kernel when numba is installed (same values; compiling
+        costs seconds once per process, so small cases may be faster without).
     """
     from service.validation.gamma import GammaCriterion, GammaOptions
 
@@ -247,7 +251,7 @@ def compare_dose_on_ct_and_sct(
         raise OptionError(f"ptv_radius_mm must be in [1, 200], got {ptv_radius_mm!r}: pass e.g. 30 (mm).")
     items = criteria.split(",") if isinstance(criteria, str) else list(criteria)
     parsed = tuple(GammaCriterion.parse(c) for c in items)
-    options = GammaOptions(criteria=parsed, cutoff_percent=cutoff_percent)
+    options = GammaOptions(criteria=parsed, cutoff_percent=cutoff_percent, use_numba=use_numba)
     on_ct = calculate_dose_detailed(ct, plan, model=model)
     on_sct = calculate_dose_detailed(sct, plan, model=model, beam_weights=on_ct.beam_weights)
     body = body_mask(ct, body_threshold_hu)
