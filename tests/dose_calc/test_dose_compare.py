@@ -19,7 +19,7 @@ from service.validation.hu_density import hu_to_relative_electron_density
 from service.volume import Volume
 from tests.dose_calc import small_phantom as sp
 
-pytest.importorskip("service.validation.gamma", reason="service.validation.gamma (gamma_volumes) is not present")
+pytest.importorskip("service.validation.gamma", reason="service.validation.gamma is not present")
 
 PLAN = BeamPlan.equally_spaced(4, (0.0, 0.0, 0.0), field_size_mm=80.0, prescription_gy=2.0)
 
