@@ -11,7 +11,8 @@ Rules (QIBA "SUV calculation" flowchart, vendor-neutral branch):
 - Units (0054,1001) must be ``BQML``; CorrectedImage (0028,0051) must contain ``ATTN``
   and ``DECY``; DecayCorrection (0054,1102) must be ``START`` or ``ADMIN``.
 - Injection time: RadiopharmaceuticalStartDateTime (0018,1078) if present, else
-  RadiopharmaceuticalStartTime (0018,1072) on SeriesDate (0008,0021).
+  RadiopharmaceuticalStartTime (0018,1072) on SeriesDate (0008,0021); required for START
+  only (ADMIN applies no decay).
 - Scan reference time: SeriesDate/SeriesTime when not after the earliest
   AcquisitionDate/AcquisitionTime of the series, else that earliest acquisition time.
 - A midnight crossing is honoured only when the dates say so (e.g. a
@@ -61,7 +62,8 @@ class SUVParameters:
     decay_correction
         ``"START"`` or ``"ADMIN"``.
     injection_datetime
-        Radiopharmaceutical administration time.
+        Radiopharmaceutical administration time (None for ADMIN when the header has none:
+        it is not needed then).
     scan_datetime
         QIBA scan reference time (series time, or the earliest acquisition time).
     decay_time_s
@@ -74,7 +76,7 @@ class SUVParameters:
     injected_dose_bq: float
     half_life_s: float
     decay_correction: str
-    injection_datetime: dt.datetime
+    injection_datetime: dt.datetime | None
     scan_datetime: dt.datetime
     decay_time_s: float
     factor: float
@@ -233,7 +235,11 @@ def suv_parameters(datasets: Sequence[Dataset]) -> SUVParameters:
         "s",
         "enter the radionuclide half-life at the scanner and re-export.",
     )
-    injection = injection_datetime(first, pharma)
+    has_start = bool(
+        _text(pharma.get("RadiopharmaceuticalStartDateTime"))
+        or _text(pharma.get("RadiopharmaceuticalStartTime"))
+    )
+    injection = injection_datetime(first, pharma) if decay == "START" or has_start else None
     series_dt = dt.datetime.combine(
         parse_da(first.get("SeriesDate"), tag="SeriesDate (0008,0021)"),
         parse_tm(first.get("SeriesTime"), tag="SeriesTime (0008,0031)"),
@@ -243,6 +249,7 @@ def suv_parameters(datasets: Sequence[Dataset]) -> SUVParameters:
     if decay == "ADMIN":
         decay_time_s = 0.0
     else:
+        assert injection is not None  # required for START above
         decay_time_s = (scan - injection).total_seconds()
         if decay_time_s < 0:
             raise SUVError(

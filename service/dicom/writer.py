@@ -20,6 +20,7 @@ Everything is encoded in memory first; files are written through
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +32,12 @@ from service.atomic import atomic_directory
 from service.dicom import modules, writer_ct, writer_pet
 from service.dicom.uids import IMPLEMENTATION_CLASS_UID, new_uid
 from service.errors import OptionError, VolumeError
+from service.logs import hash_uid
 from service.volume import Modality, Unit, Volume
 
 __all__ = ["WrittenSeries", "encode_derived_series", "write_derived_series"]
+
+log = logging.getLogger("radtranslate.dicom.writer")
 
 _LO_MAX = 64
 _DEFAULT_SERIES_NUMBER = 1000
@@ -247,8 +251,20 @@ def write_derived_series(
     with atomic_directory(final, overwrite=overwrite) as tmp:
         for name, ds in zip(names, datasets, strict=True):
             ds.save_as(tmp / name, enforce_file_format=True)
+    series_uid = str(datasets[0].SeriesInstanceUID)
+    log.info(
+        "wrote derived series",
+        extra={
+            "fields": {
+                "series": hash_uid(series_uid),
+                "modality": volume.modality.value,
+                "instances": len(datasets),
+                "model": f"{model_name} {model_version}",
+            }
+        },
+    )
     return WrittenSeries(
-        series_instance_uid=str(datasets[0].SeriesInstanceUID),
+        series_instance_uid=series_uid,
         paths=tuple(final / name for name in names),
         directory=final,
     )

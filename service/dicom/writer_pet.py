@@ -10,6 +10,11 @@ and AcquisitionDate/Time of every instance are set to the scan reference time th
 factor implies (for DecayCorrection START: back-computed from the factor, dose, half-life,
 weight and injection time; for ADMIN: the source's series time), and the patient weight,
 radiopharmaceutical information, DecayCorrection and CorrectedImage are copied.
+
+The pixel values are already decay corrected to that reference time, so every instance gets
+FrameReferenceTime 0 and DecayFactor 1: undoing the decay correction with them gives the
+activity at the reference time, which is what the values are. A DYNAMIC or GATED source
+becomes a STATIC series (one 3D volume is one frame).
 """
 
 from __future__ import annotations
@@ -162,7 +167,6 @@ def pet_attributes(ds: Dataset, header: Dataset, encoding: PetEncoding, k: int, 
     ds.PixelRepresentation = 1
     ds.RescaleIntercept = "0"
     ds.RescaleSlope = ds_number(encoding.slopes[k])
-    ds.RescaleType = "BQML"
     stored_slice = encoding.stored[k]
     ds.Rows, ds.Columns = (int(n) for n in stored_slice.shape)
     ds.PixelData = np.ascontiguousarray(stored_slice, dtype="<i2").tobytes()

@@ -63,6 +63,14 @@ def test_admin_decay_correction_does_not_decay_the_dose() -> None:
     assert params.decay_time_s == 0.0
 
 
+def test_admin_needs_no_injection_time_but_start_does() -> None:
+    admin = suv_parameters([make_pet_header(decay="ADMIN", start_time=None)])
+    assert admin.injection_datetime is None
+    assert admin.factor == pytest.approx(70_000 / 3.7e8, rel=1e-12)
+    with pytest.raises(SUVError, match="injection time is unknown"):
+        suv_parameters([make_pet_header(decay="START", start_time=None)])
+
+
 def test_start_datetime_across_midnight_is_honoured() -> None:
     ds = make_pet_header(
         start_time="235000", start_datetime="20231231235000", series_time="005000", acq_time="005000"
