@@ -50,3 +50,15 @@ def test_oblique_series_agrees_with_simpleitk(tmp_path):
     datasets = series_datasets(5, spacing_mm=2.5, row=unit((0.8, 0.6, 0.0)), col=unit((0.0, 0.0, -1.0)))
     write(datasets, tmp_path, order=[4, 2, 0, 3, 1])
     _compare(tmp_path)
+
+
+def test_anisotropic_pixels_agree_with_simpleitk(tmp_path):
+    # PixelSpacing is (row spacing, column spacing): x spacing is the second value.
+    def aniso(i, ds):
+        ds.PixelSpacing = ["0.5", "0.8"]
+
+    datasets = series_datasets(3, spacing_mm=1.25, row=unit((0.0, 1.0, 0.0)), col=unit((1.0, 0.0, 0.0)),
+                               mutate=aniso)
+    write(datasets, tmp_path)
+    _compare(tmp_path)
+    assert read_series(tmp_path).spacing_mm[:2] == (0.8, 0.5)
