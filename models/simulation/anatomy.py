@@ -61,6 +61,14 @@ class Grid:
         sx, sy, sz = self.spacing_mm
         return (-(nx - 1) / 2 * sx, -(ny - 1) / 2 * sy, -(nz - 1) / 2 * sz)
 
+    def downscaled(self, factor: int) -> Grid:
+        """The same field of view with ``factor`` times fewer voxels per axis (previews, tests)."""
+        if not 1 <= factor <= 8:
+            raise OptionError(f"downscale must be 1..8, got {factor!r}: pass 1 for the full grid.")
+        shape = tuple(max(n // factor, 1) for n in self.shape_zyx)
+        spacing = tuple(s * factor for s in self.spacing_mm)
+        return Grid((shape[0], shape[1], shape[2]), (spacing[0], spacing[1], spacing[2]))
+
     def axes_mm(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """LPS coordinates (mm) of voxel centres along z, y and x."""
         ox, oy, oz = self.origin_mm
@@ -286,7 +294,9 @@ def add_lesions(
     return lesions
 
 
-def make_anatomy(site: Site | str, rng: np.random.Generator, *, oversample: int = 2) -> Anatomy:
+def make_anatomy(
+    site: Site | str, rng: np.random.Generator, *, oversample: int = 2, downscale: int = 1
+) -> Anatomy:
     """Draw one random subject's anatomy for ``site`` on the default grid of :data:`SITE_GRIDS`.
 
     Parameters
@@ -297,9 +307,11 @@ def make_anatomy(site: Site | str, rng: np.random.Generator, *, oversample: int 
         The subject's random generator; the anatomy depends on nothing else.
     oversample
         Sub-voxel samples per axis for partial volume (2 -> 8 samples per voxel).
+    downscale
+        1 for the default grid; N for N times fewer voxels per axis over the same field of view.
     """
     site = Site.parse(site)
-    grid = SITE_GRIDS[site]
+    grid = SITE_GRIDS[site].downscaled(downscale)
     if site is Site.BRAIN:
         from models.simulation.anatomy_head import head_atlas, head_lesions
 

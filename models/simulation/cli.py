@@ -45,6 +45,12 @@ def register(subparsers: Any) -> None:
         default=None,
         help="PET dose reduction factors (default 4 10 20 50 100)",
     )
+    parser.add_argument(
+        "--downscale",
+        type=int,
+        default=1,
+        help="N times fewer voxels per axis, same field of view (quick previews and tests; default 1)",
+    )
     parser.add_argument("--resume", action="store_true", help="complete an interrupted dataset in OUT/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("out", metavar="OUT/", help="output folder (absent or empty unless --resume)")
@@ -70,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         file_format=args.format,
         weighting=args.mr_weighting,
         drfs=tuple(args.drfs) if args.drfs else DEFAULT_DRFS,
+        downscale=args.downscale,
     )
     with tqdm(
         total=options.subjects,

@@ -52,7 +52,7 @@ class CTParams:
     """
 
     noise_sd_hu: float = 15.0
-    noise_correlation_mm: float = 0.8
+    noise_correlation_mm: float = 1.0
     tissue_spread: float = 1.0
     texture_fraction: float = 0.4
     texture_correlation_mm: float = 3.0
@@ -73,10 +73,10 @@ class CTParams:
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> CTParams:
-        """Realistic random acquisition: noise 10-25 HU SD, kernel correlation 0.5-1.2 mm."""
+        """Realistic random acquisition: noise 10-25 HU SD, in-plane noise correlation 0.8-1.6 mm."""
         return cls(
             noise_sd_hu=float(rng.uniform(10.0, 25.0)),
-            noise_correlation_mm=float(rng.uniform(0.5, 1.2)),
+            noise_correlation_mm=float(rng.uniform(0.8, 1.6)),
         )
 
 

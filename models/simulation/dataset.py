@@ -93,6 +93,7 @@ class DatasetOptions:
     file_format: str = "nii.gz"
     weighting: MRWeighting | None = None
     drfs: tuple[int, ...] = DEFAULT_DRFS
+    downscale: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task.parse(self.task))
@@ -109,6 +110,8 @@ class DatasetOptions:
             raise OptionError(f"subjects must be 1..100000, got {self.subjects!r}: pass a positive count.")
         if not 0 <= int(self.seed) < 2**63:
             raise OptionError(f"seed must be a non-negative integer < 2**63, got {self.seed!r}: pass e.g. 0.")
+        if not 1 <= int(self.downscale) <= 8:
+            raise OptionError(f"downscale must be 1..8, got {self.downscale!r}: pass 1 for the full grid.")
         if not self.drfs or any(int(d) < 2 for d in self.drfs):
             raise OptionError(
                 f"drfs must be dose reduction factors >= 2, got {self.drfs!r}: pass e.g. 4 10 20."
@@ -132,6 +135,7 @@ class DatasetOptions:
             "format": self.file_format,
             "mr_weighting": self.mr_weighting.value if self.task is Task.MR_TO_CT else None,
             "drfs": list(self.drfs) if self.task is Task.PET else None,
+            "downscale": int(self.downscale),
         }
 
 
@@ -169,7 +173,7 @@ class SimulatedSubject:
 def simulate_subject(options: DatasetOptions, index: int) -> SimulatedSubject:
     """Simulate subject ``index`` of ``options`` (deterministic)."""
     rng = subject_rng(options.seed, options.task, options.site, index)
-    anatomy = make_anatomy(options.site, rng)
+    anatomy = make_anatomy(options.site, rng, downscale=options.downscale)
     meta: dict[str, Any] = {"index": index, **options.describe()}
     images: dict[str, Volume] = {}
     if options.task in (Task.MR_TO_CT, Task.CBCT_TO_CT):

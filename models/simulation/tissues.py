@@ -113,6 +113,7 @@ class TissueProperties:
 
 
 # Each number carries its source key (see the module docstring).
+# fmt: off
 PROPERTIES: dict[Tissue, TissueProperties] = {
     Tissue.AIR: TissueProperties(
         hu_mean=-1000.0, hu_sd=0.0,  # definition of the HU scale (Buzug2008)
@@ -195,6 +196,7 @@ PROPERTIES: dict[Tissue, TissueProperties] = {
         suv_mean=2.0, suv_sd=0.5,  # approx.: normal prostate SUVmean ~1.5-2.5
     ),
 }
+# fmt: on
 
 
 def check_field_strength(b0_tesla: float) -> float:
