@@ -74,5 +74,5 @@ def test_site_and_options_are_checked() -> None:
     assert Site.parse("Brain") is Site.BRAIN
     with pytest.raises(OptionError, match="site must be 'brain' or 'pelvis'"):
         make_anatomy("thorax", np.random.default_rng(0))
-    with pytest.raises(OptionError, match="downscale must be 1..8"):
+    with pytest.raises(OptionError, match=r"downscale must be 1\.\.8"):
         make_anatomy("pelvis", np.random.default_rng(0), downscale=0)
