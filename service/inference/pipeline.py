@@ -144,6 +144,11 @@ def translate_path(
             f"output {str(target)!r} already exists: choose another path or pass overwrite=True "
             "(--overwrite)."
         )
+    if fmt is OutputFormat.DICOM and is_image_file(source):
+        raise OptionError(
+            f"DICOM output needs a DICOM input (its patient, study and frame of reference are copied), "
+            f"but {str(source)!r} is an image file: write {target.name}.nii.gz or .mha instead."
+        )
     card = engine.resolve(model=model, task=task, version=version)
     if progress is not None:
         progress("read", 0.0)

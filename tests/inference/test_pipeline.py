@@ -57,6 +57,13 @@ def test_image_to_image(repo: Path, tmp_path: Path, nifti: tuple[Path, Volume], 
         translate_path(path, out, engine=Engine(repo), task="cbct-to-ct")
 
 
+def test_dicom_output_from_an_image_file_is_refused_before_work(repo: Path, tmp_path: Path,
+                                                                nifti: tuple[Path, Volume]) -> None:
+    with pytest.raises(OptionError, match="DICOM output needs a DICOM input"):
+        translate_path(nifti[0], tmp_path / "series", engine=Engine(repo), task="cbct-to-ct")
+    assert not (tmp_path / "series").exists()
+
+
 def test_output_format_rules() -> None:
     assert output_format_for("a/b", None) is OutputFormat.DICOM
     assert output_format_for("a/b.nii.gz", None) is OutputFormat.NIFTI
