@@ -1,0 +1,94 @@
+"""``radtranslate train``: train a model on any SynthRAD-layout dataset (simulated or a site's own)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from models.networks import GeneratorSpec
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a model (pix2pix MR→sCT, CycleGAN CBCT→CT, DAEGAN-style PET) on a SynthRAD-layout folder",
+        description=(
+            "Train the task's model family on DATA (one folder per subject: mr|cbct|pet_low_drfN, ct|pet_full, "
+            "mask). Writes checkpoint.pt (resumable), best.pt (best validation MAE) and metrics.jsonl to OUT."
+        ),
+    )
+    p.add_argument("--task", required=True, choices=["mr-to-ct", "cbct-to-ct", "pet-denoise"])
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (SynthRAD layout)")
+    p.add_argument("--out", required=True, type=Path, help="run folder for checkpoints and metrics")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--steps-per-epoch", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop-px", type=int, default=128, help="square training crop (pixels)")
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--val-fraction", type=float, default=0.1, help="subjects held out for per-epoch validation"
+    )
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--drf", type=int, default=10, help="PET: dose-reduction factor of the input images")
+    p.add_argument("--channels", default=None, help="generator feature maps per level, e.g. 32,64,128,256")
+    p.add_argument("--context-slices", type=int, default=None, help="2.5D input slices (odd)")
+    p.add_argument("--paired-l1", type=float, default=None, help="CycleGAN: weight of a paired L1 term")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT from its last epoch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _generator(args: argparse.Namespace) -> GeneratorSpec | None:
+    from models.training.config import PRESETS
+    from service.inference.card import Task
+
+    if args.channels is None and args.context_slices is None:
+        return None
+    base = PRESETS[Task.parse(args.task)].generator.to_dict()
+    if args.channels is not None:
+        base["channels"] = [int(c) for c in str(args.channels).split(",")]
+    if args.context_slices is not None:
+        base["in_channels"] = int(args.context_slices)
+    return GeneratorSpec.from_dict(base)
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.training.config import TrainConfig
+    from models.training.dataset import load_prepared
+    from models.training.loop import train
+
+    config = TrainConfig(
+        task=args.task,
+        data=args.data,
+        out=args.out,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        crop_px=args.crop_px,
+        lr=args.lr,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        threads=args.threads,
+        drf=args.drf,
+        generator=_generator(args),
+        paired_l1=args.paired_l1,
+    )
+    train_set, val_set = load_prepared(config)
+    print(f"training {config.task.value}: {len(train_set)} subjects, validating on {len(val_set)}")
+    result = train(config, train_set, val_set, resume=args.resume, progress=not args.no_progress)
+    summary = {
+        "epochs_run": result.epochs_run,
+        "best_val_mae": result.best_val_mae,
+        "best_epoch": result.best_epoch,
+        "seconds": round(result.seconds, 1),
+        "checkpoint": str(result.checkpoint),
+        "best": None if result.best is None else str(result.best),
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
