@@ -19,8 +19,10 @@ Rules (QIBA "SUV calculation" flowchart, vendor-neutral branch):
   RadiopharmaceuticalStartDateTime on the day before the series); a date is never guessed.
   An injection after the scan reference time is refused.
 
-Vendor-private branches (GE post-injection time, Philips CNTS scale factors) are not
-implemented: such series are refused with the tag that is missing or unsupported.
+Vendor-private branches are not implemented: Units CNTS (Philips private scale factors) is
+refused; a series whose SeriesTime is after its acquisitions (e.g. changed by post-processing)
+uses the earliest acquisition time, as the vendor-neutral rule says, not GE's private
+post-injection time.
 """
 
 from __future__ import annotations

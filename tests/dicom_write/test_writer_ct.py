@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -17,7 +18,7 @@ from service.volume import Modality, Unit, Volume
 from tests.dicom_write.conftest import build_ct_series
 from tests.dicom_write.dciodvfy import dciodvfy_errors
 
-MODEL = {"model_name": "mr_to_ct", "model_version": "1"}
+MODEL: dict[str, Any] = {"model_name": "mr_to_ct", "model_version": "1"}
 
 
 @pytest.fixture

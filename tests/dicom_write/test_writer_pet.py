@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -18,7 +19,7 @@ from service.volume import Unit, Volume
 from tests.dicom_write.conftest import build_pet_series
 from tests.dicom_write.dciodvfy import dciodvfy_errors
 
-MODEL = {"model_name": "pet_lowdose", "model_version": "2"}
+MODEL: dict[str, Any] = {"model_name": "pet_lowdose", "model_version": "2"}
 
 
 def _edit_series(folder: Path, **tags: str) -> None:

@@ -74,6 +74,8 @@ def test_dicom_to_nifti_keeps_geometry_and_affine_is_lps_with_x_y_negated(tmp_pa
     assert np.abs(back.affine_lps() - volume.affine_lps()).max() <= NIFTI_TOL_MM
     np.testing.assert_array_equal(back.array, volume.array)
     image = nib.load(path)
+    assert isinstance(image, nib.Nifti1Image)
+    assert image.header["descrip"].item() == b"radtranslate modality=CT unit=HU"
     ras = np.asarray(image.affine)
     # nibabel indexes (i, j, k) like ITK; the affine is RAS = diag(-1, -1, 1) @ LPS.
     expected = np.diag([-1.0, -1.0, 1.0, 1.0]) @ volume.affine_lps()
