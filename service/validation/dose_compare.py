@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,22 +76,18 @@ class DoseComparison:
     ptv: RegionDifference
     gamma: GammaResult = field(repr=False)
     ptv_radius_mm: float = 30.0
+    model: BeamModel = field(default_factory=BeamModel)
 
     def pass_rates(self) -> dict[str, float]:
         """Gamma pass rate (%) per criterion, keyed like ``"3%/3mm"``."""
         return {str(r.criterion): float(r.pass_rate_percent) for r in self.gamma.results}
 
     def to_dict(self) -> dict[str, Any]:
-        model = BeamModel()
+        model = self.model
         return {
             "engine": "radtranslate simple photon ray-trace (not a clinical dose engine)",
             "hu_density_curve": GENERIC_CURVE.source,
-            "beam_model": {
-                "mu_eff_per_mm": model.mu_eff_per_mm,
-                "dmax_mm": round(model.dmax_mm, 2),
-                "penumbra_sigma_mm": model.penumbra_sigma_mm,
-                "sad_mm": model.sad_mm,
-            },
+            "beam_model": {**asdict(model), "dmax_mm": round(model.dmax_mm, 2)},
             "plan": {
                 "isocentre_mm_lps": list(self.plan.isocentre_mm),
                 "prescription_gy": self.plan.prescription_gy,
@@ -265,6 +261,7 @@ def compare_dose_on_ct_and_sct(
         ptv=_region("ptv", ptv, on_ct.dose, on_sct.dose, rx),
         gamma=dose_gamma(on_ct.dose, on_sct.dose, options),
         ptv_radius_mm=float(ptv_radius_mm),
+        model=model or BeamModel(),
     )
     log.info("dose comparison: isocentre %.4f Gy (CT) vs %.4f Gy (sCT); gamma %s",
              on_ct.isocentre_dose_gy, on_sct.isocentre_dose_gy, result.pass_rates())  # fmt: skip
