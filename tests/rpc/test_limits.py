@@ -116,3 +116,25 @@ def test_graceful_shutdown_drains_in_flight_calls(start_server) -> None:
         threading.Timer(0.2, engine.gate.set).start()
         assert in_flight.result(timeout=30).volume is not None  # finished during the grace period
         stopping.result(timeout=30)
+
+
+def test_deadline_while_receiving_frees_the_place(start_server, caplog) -> None:
+    running = start_server(workers=1, queue=0)
+    release = threading.Event()
+
+    def stalled(client):
+        header = client._header(task=None, model="ct-identity", version=None, output_format="volume",
+                                series_uid=None, modality=None, request_id="")  # fmt: skip
+        yield header
+        release.wait(timeout=10)  # the client stops sending mid-request
+
+    with running.client() as client:
+        with pytest.raises(grpc.RpcError) as error:
+            list(client._stub.Translate(stalled(client), timeout=1.0))
+        release.set()
+    assert error.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    wait_until(lambda: running.server.admission.admitted == 0)
+    assert running.engine.batches == []
+    assert not [r for r in caplog.records if r.getMessage() == "internal error"]
+    with running.client() as client:  # the single place is free again
+        assert client.translate_volume(volume_ct(), model="ct-identity").volume is not None
