@@ -231,3 +231,24 @@ def test_synthetic_ct_from_an_mr_source(tmp_path: Path) -> None:
     back = read_series(written.directory)
     _assert_same_geometry(mr, back)
     assert np.abs(back.array - sct.array).max() <= 0.5
+
+
+def test_encodable_range_limits_are_exact(small_ct: Volume) -> None:
+    from service.dicom.writer_ct import MAX_HU, MIN_HU
+
+    values = np.zeros(small_ct.shape, np.float32)
+    values[0, 0, 0], values[0, 0, 1] = MIN_HU, MAX_HU
+    values[1, 0, 0], values[1, 0, 1] = MIN_HU - 0.49, MAX_HU + 0.49
+    back = read_series_from_datasets(encode_derived_series(small_ct.with_array(values.copy()), **MODEL))
+    assert back.array[0, 0, 0] == MIN_HU and back.array[0, 0, 1] == MAX_HU
+    assert back.array[1, 0, 0] == MIN_HU and back.array[1, 0, 1] == MAX_HU
+    for beyond in (MIN_HU - 0.51, MAX_HU + 0.5):
+        values[2, 0, 0] = beyond
+        with pytest.raises(VolumeError, match="CT values must lie in"):
+            encode_derived_series(small_ct.with_array(values.copy()), **MODEL)
+
+
+def test_default_series_number_follows_the_source(small_ct: Volume) -> None:
+    assert small_ct.source is not None and small_ct.source.header is not None
+    number = int(small_ct.source.header.SeriesNumber)
+    assert encode_derived_series(small_ct, **MODEL)[0].SeriesNumber == 1000 + number
