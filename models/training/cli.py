@@ -19,7 +19,8 @@ def register(subparsers: Any) -> None:
         help="train a model (pix2pix MR→sCT, CycleGAN CBCT→CT, DAEGAN-style PET) on a SynthRAD-layout folder",
         description=(
             "Train the task's model family on DATA (one folder per subject: mr|cbct|pet_low_drfN, "
-            "ct|pet_full, mask). Writes checkpoint.pt (resumable), best.pt (best validation MAE) and metrics.jsonl to OUT."
+            "ct|pet_full, mask). Writes checkpoint.pt (resumable), best.pt (best validation MAE) "
+            "and metrics.jsonl to OUT."
         ),
     )
     p.add_argument("--task", required=True, choices=["mr-to-ct", "cbct-to-ct", "pet-denoise"])
