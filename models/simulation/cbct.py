@@ -36,7 +36,7 @@ from models.simulation.cbct_spectrum import (
 )
 from service.errors import NumericError, VolumeError
 
-__all__ = ["OUTSIDE_FOV_HU", "CBCTParams", "fov_radius_mm", "scatter_intensity", "simulate_cbct"]
+__all__ = ["OUTSIDE_FOV_HU", "CBCTParams", "fov_mask", "fov_radius_mm", "scatter_intensity", "simulate_cbct"]
 
 F32 = npt.NDArray[np.float32]
 
@@ -137,7 +137,7 @@ def simulate_cbct(
 
     xy = proj.pixel_centres_mm((ny, nx), (dx, dy))
     r_fov = fov_radius_mm(p, du)
-    inside = np.hypot(xy[:, 0], xy[:, 1]) <= r_fov
+    inside = np.hypot(xy[:, 0], xy[:, 1]) <= r_fov  # same rule as fov_mask
     mu = proj.fan_backproject(filtered, xy[inside], beta, u, p.sid_mm, dbeta)
     out = np.full((ny * nx, nz), OUTSIDE_FOV_HU, dtype=np.float32)
     out[inside] = 1000.0 * (mu - mu_cal) / mu_cal
@@ -183,3 +183,18 @@ def fov_radius_mm(params: CBCTParams, det_spacing_mm: float) -> float:
     n_det = max(8, math.ceil(params.fov_mm / du))
     u_max = (n_det - 1) / 2.0 * du
     return params.sid_mm * math.sin(math.atan(u_max / params.sid_mm)) - du / 2.0
+
+
+def fov_mask(
+    shape_zyx: tuple[int, int, int], spacing_mm: tuple[float, float, float], params: CBCTParams
+) -> np.ndarray:
+    """Boolean ``(z, y, x)`` mask of the voxels :func:`simulate_cbct` reconstructs (inside the FOV).
+
+    Outside it the CBCT holds :data:`OUTSIDE_FOV_HU`, which is not a measurement: use this
+    mask to exclude those voxels from losses and metrics.
+    """
+    nz, ny, nx = shape_zyx
+    dx, dy = float(spacing_mm[0]), float(spacing_mm[1])
+    xy = proj.pixel_centres_mm((ny, nx), (dx, dy))
+    inside = np.hypot(xy[:, 0], xy[:, 1]) <= fov_radius_mm(params, min(dx, dy))
+    return np.broadcast_to(inside.reshape(1, ny, nx), (nz, ny, nx)).copy()

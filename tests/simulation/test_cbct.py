@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from models.simulation.cbct import OUTSIDE_FOV_HU, CBCTParams, scatter_intensity, simulate_cbct
+from models.simulation.cbct import OUTSIDE_FOV_HU, CBCTParams, fov_mask, scatter_intensity, simulate_cbct
 from models.simulation.cbct_spectrum import decompose_hu, hu_bone, mass_attenuation
 from service.errors import OptionError, VolumeError
 
@@ -223,6 +223,11 @@ def test_truncated_body_is_handled_by_extrapolation() -> None:
     assert abs(float(tapered[centre].mean())) < 30.0
     assert float(raw[centre].mean()) > float(tapered[centre].mean()) + 30.0
     assert np.all(tapered[np.hypot(x, y) > 135] == OUTSIDE_FOV_HU)
+    mask = fov_mask(ct.shape, (d, d, d), ideal)
+    assert mask.shape == ct.shape
+    assert np.all(tapered[~mask[0]] == OUTSIDE_FOV_HU)
+    r = np.hypot(x, y)
+    assert 125.0 < r[mask[0]].max() < 130.0 < r[~mask[0]].min() + 5.0  # 260 mm detector at the isocentre
 
 
 def test_anisotropic_pixels_and_single_slice() -> None:
