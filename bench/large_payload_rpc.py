@@ -23,13 +23,12 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=512)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.rpc.conftest import add_model  # the tiny identity model of the tests
-
     from service.inference.engine import Engine, EngineConfig
     from service.rpc.client import TranslationClient
     from service.rpc.config import ServerConfig
     from service.rpc.server import TranslationServer
     from service.volume import Volume
+    from tests.rpc.conftest import add_model  # the tiny identity model of the tests
 
     with tempfile.TemporaryDirectory() as tmp:
         add_model(Path(tmp), "ct-identity", "cbct-to-ct")
@@ -52,10 +51,13 @@ def main() -> None:
     mb = array.nbytes / 1e6
     t = result.timings_s
     print(f"volume {volume.shape} float32 = {mb:.1f} MB each way; max |out - in| = {error:.3g} HU")
-    print(f"wall {wall:.1f} s; receive {t['receive']:.2f} s ({mb / t['receive']:.0f} MB/s); "
-          f"send {t['send']:.2f} s ({mb / t['send']:.0f} MB/s); inference {t['inference']:.1f} s")
     print(
-        f"peak RSS (client + server in one process): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB"
+        f"wall {wall:.1f} s; receive {t['receive']:.2f} s ({mb / t['receive']:.0f} MB/s); "
+        f"send {t['send']:.2f} s ({mb / t['send']:.0f} MB/s); inference {t['inference']:.1f} s"
+    )
+    print(
+        "peak RSS (client + server in one process): "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB"
     )
 
 
