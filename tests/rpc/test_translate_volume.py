@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from service.errors import OutputError
 from service.rpc.chunks import iter_chunks
 
 from .conftest import volume_ct
@@ -69,3 +70,19 @@ def test_iter_chunks_covers_payload(size: int) -> None:
     assert b"".join(bytes(c.data) for c in chunks) == data
     assert [c.last for c in chunks] == [False] * (len(chunks) - 1) + [True]
     assert all(len(c.data) <= 4 for c in chunks)
+
+
+def test_volume_result_written_atomically_as_nifti(start_server, tmp_path) -> None:
+    from service.imageio import read_image
+    from service.rpc.client import write_result
+
+    running = start_server()
+    volume = volume_ct((4, 12, 10))
+    with running.client() as client:
+        result = client.translate_volume(volume, model="ct-identity")
+    path = write_result(result, tmp_path / "sct.nii.gz")
+    back = read_image(path, modality="CT", unit="HU")
+    assert back.same_grid(volume)
+    np.testing.assert_allclose(back.array, result.volume.array, atol=1e-3)
+    with pytest.raises(OutputError, match="already exists"):
+        write_result(result, path)
