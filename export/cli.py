@@ -1,0 +1,122 @@
+"""``radtranslate export``: best.pt → ONNX → parity check → held-out evaluation → repository entry + card."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: Parity tolerance per output unit (issue contract: 1 HU / 0.01 SUV).
+PARITY_TOLERANCE = {"HU": 1.0, "SUVbw": 0.01}
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="export a trained generator to ONNX, check parity, evaluate held-out data, write the repository",
+    )
+    p.add_argument(
+        "--run", required=True, type=Path, help="training run folder (holds best.pt, metrics.jsonl)"
+    )
+    p.add_argument("--name", required=True, help="model name in the repository, e.g. mr_to_ct_brain")
+    p.add_argument("--version", default="1", help="model version (positive integer)")
+    p.add_argument("--site", default="any", choices=["brain", "pelvis", "any"])
+    p.add_argument("--repository", required=True, type=Path, help="model repository folder")
+    p.add_argument("--test-data", required=True, type=Path, help="held-out SynthRAD-layout folder")
+    p.add_argument("--doc", type=Path, help="JSON file with card documentation fields to merge in")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
+    p.set_defaults(func=run)
+
+
+def _training_record(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    metrics_path = run_dir / "metrics.jsonl"
+    history = (
+        [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
+    )
+    config = payload.get("config", {})
+    data = Path(config.get("data", ""))
+    dataset_json = data / "dataset.json"
+    record = {
+        "config": {k: v for k, v in config.items() if k not in ("out",)},
+        "best_epoch": payload.get("epoch"),
+        "best_val_mae": payload.get("val_mae"),
+        "epochs_logged": len(history),
+        "hardware": f"{platform.machine()} CPU, {platform.processor() or 'unknown model'}; torch CPU build",
+    }
+    if dataset_json.exists():
+        record["dataset"] = json.loads(dataset_json.read_text())
+    timing = run_dir / "timing.json"
+    if timing.exists():
+        record["timing"] = json.loads(timing.read_text())
+    return record
+
+
+def run(args: argparse.Namespace) -> int:
+    from export.evaluate import evaluate_folder
+    from export.onnx_export import export_onnx, load_best
+    from export.parity import check_parity
+    from export.repository import build_card, write_entry
+    from models.networks import GeneratorSpec, size_multiple
+    from models.training.config import TrainConfig
+    from models.training.dataset import load_prepared
+    from service.errors import NumericError, OptionError
+    from service.inference.engine import Engine
+    from service.inference.normalisation import parse_normalisation
+
+    best = args.run / "best.pt"
+    module, payload = load_best(best)
+    spec = GeneratorSpec.from_dict(payload["spec"])
+    cfg = payload["config"]
+    config = TrainConfig(task=cfg["task"], data=args.test_data, out=args.run, drf=cfg.get("drf", 10),
+                         generator=spec, crop_px=cfg["crop_px"], val_fraction=0.0)  # fmt: skip
+    preset = config.preset
+    doc: dict[str, Any] = json.loads(args.doc.read_text()) if args.doc else {}
+    test_subjects, _ = load_prepared(config)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export_onnx(module, Path(tmp) / "model.onnx", in_channels=spec.in_channels,
+                                multiple=size_multiple(spec), opset=args.opset)  # fmt: skip
+        unit = str(preset.output["unit"])
+        report = check_parity(
+            onnx_path, module, in_channels=spec.in_channels, multiple=size_multiple(spec),
+            output_params=test_subjects[0].output_params, unit=unit, subjects=test_subjects[:3],
+            input_pad=parse_normalisation(None, preset.input["normalisation"]).pad_value,
+        )  # fmt: skip
+        if not report.within(PARITY_TOLERANCE[unit]):
+            raise NumericError(
+                f"ONNX vs PyTorch differ by {report.max_abs_native:.4g} {unit} "
+                f"(limit {PARITY_TOLERANCE[unit]}): the export is not faithful; check unsupported operators."
+            )
+        spacing = test_subjects[0].spacing_mm
+        documentation = {
+            **doc,
+            "architecture": {
+                "family": preset.family,
+                "generator": spec.to_dict(),
+                **doc.get("architecture", {}),
+            },
+            "training": _training_record(args.run, payload),
+            "parity": {"max_abs_native": report.max_abs_native, "unit": unit, "cases": report.cases,
+                       "onnx_opset": args.opset},
+        }  # fmt: skip
+        card = build_card(
+            preset, name=args.name, version=str(args.version), site=args.site, spec=spec,
+            in_plane_spacing_mm=(spacing[0], spacing[1]), documentation=documentation,
+            dose_reduction_factor=float(config.drf) if preset.task.value == "pet-denoise" else None,
+        )  # fmt: skip
+        # Evaluate the exported model through the serving engine before it is placed in the repository.
+        staging = Path(tmp) / "repository"
+        write_entry(staging, onnx_path=onnx_path, card=card)
+        evaluation = evaluate_folder(Engine(staging), args.name, args.test_data, preset)
+        card["metrics"] = {"held_out": evaluation.to_dict(), "test_data": str(args.test_data.name)}
+        if args.test_data.joinpath("dataset.json").exists():
+            card["metrics"]["test_dataset"] = json.loads(args.test_data.joinpath("dataset.json").read_text())
+        if not evaluation.subjects:
+            raise OptionError(f"--test-data {args.test_data} holds no subject: simulate a held-out set.")
+        version_dir = write_entry(args.repository, onnx_path=onnx_path, card=card, overwrite=args.overwrite)
+    print(json.dumps({"written": str(version_dir), "parity_max_abs": report.max_abs_native, "unit": unit,
+                      "held_out_mean": evaluation.mean()}, indent=2))  # fmt: skip
+    return 0

@@ -1,0 +1,132 @@
+"""Held-out evaluation of an exported model, run through the serving engine (what users get).
+
+CT tasks (SynthRAD convention): MAE, ME, RMSE in HU inside the subject's body mask, PSNR and SSIM on
+HU clipped to [-1024, 3000] with data range 4024, MAE per HU band (bone reported separately), and the
+same metrics for the untranslated input (CBCT→CT: the input CBCT's own error, the baseline to beat).
+PET: PSNR gain over the low-dose input, SUVmean bias per organ label, SUVmax bias per lesion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.simulation.loader import Subject, iter_dataset
+from models.training.config import TaskPreset
+from models.training.dataset import DATASET_TASK
+from service.inference.engine import Engine
+from service.volume import Volume
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Per-subject metrics and their means (JSON-ready)."""
+
+    subjects: tuple[str, ...]
+    per_subject: tuple[dict[str, float], ...]
+
+    def mean(self) -> dict[str, float]:
+        keys = self.per_subject[0].keys() if self.per_subject else ()
+        return {k: float(np.nanmean([m[k] for m in self.per_subject])) for k in keys}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subjects": list(self.subjects),
+            "mean": {k: round(v, 4) for k, v in self.mean().items()},
+            "per_subject": [{k: round(v, 4) for k, v in m.items()} for m in self.per_subject],
+        }
+
+
+def _ct_metrics(reference: Volume, candidate: Volume, mask: np.ndarray, prefix: str) -> dict[str, float]:
+    from service.validation.metrics import image_metrics
+
+    mask_volume = reference.with_array(mask.astype(np.float32))
+    result = image_metrics(reference, candidate, mask=mask_volume).to_dict()
+    flat: dict[str, float] = {}
+    for key, value in result.items():
+        if isinstance(value, Mapping):
+            for sub, v in value.items():
+                if isinstance(v, int | float):
+                    flat[f"{prefix}{key}_{sub}"] = float(v)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[f"{prefix}{key}"] = float(value)
+    return flat
+
+
+def evaluate_ct(engine: Engine, model: str, subjects: Iterable[Subject], preset: TaskPreset) -> Evaluation:
+    """sCT / corrected-CT metrics against the subject's CT, and the input's own metrics."""
+    names, rows = [], []
+    for subject in subjects:
+        source = subject.images[preset.dataset_input]
+        target = subject.images[preset.dataset_target]
+        predicted = engine.translate(source, model=model).volume
+        row = _ct_metrics(target, predicted, subject.mask, "")
+        if source.modality == target.modality:  # CBCT: how wrong was the input itself
+            row.update(_ct_metrics(target, source, subject.mask, "input_"))
+        names.append(subject.name)
+        rows.append(row)
+    return Evaluation(tuple(names), tuple(rows))
+
+
+def _psnr(reference: np.ndarray, candidate: np.ndarray, mask: np.ndarray) -> float:
+    peak = float(reference[mask].max())
+    mse = float(np.mean((reference[mask] - candidate[mask]) ** 2))
+    return float(10 * np.log10(peak**2 / mse)) if mse > 0 else float("inf")
+
+
+def evaluate_pet(
+    engine: Engine,
+    model: str,
+    subjects: Iterable[Subject],
+    preset: TaskPreset,
+    labels: Mapping[str, np.ndarray] | None = None,
+) -> Evaluation:
+    """PSNR (peak = reference SUVmax in the body) of output and input; SUVmean/SUVmax biases.
+
+    ``labels`` maps subject name to an integer organ/lesion label map when the dataset provides
+    one (the simulator's ``labels`` image); without it only PSNR and body SUVmean bias are reported.
+    """
+    names, rows = [], []
+    for subject in subjects:
+        low = subject.images[preset.dataset_input]
+        full = subject.images[preset.dataset_target].array
+        out = engine.translate(low, model=model).volume.array
+        mask = subject.mask
+        row = {
+            "psnr_db": _psnr(full, out, mask),
+            "input_psnr_db": _psnr(full, low.array, mask),
+            "body_suvmean_bias_percent": 100 * (float(out[mask].mean()) / float(full[mask].mean()) - 1),
+        }
+        row["psnr_gain_db"] = row["psnr_db"] - row["input_psnr_db"]
+        if labels is not None and subject.name in labels:
+            row.update(_label_biases(full, out, labels[subject.name]))
+        names.append(subject.name)
+        rows.append(row)
+    return Evaluation(tuple(names), tuple(rows))
+
+
+def _label_biases(full: np.ndarray, out: np.ndarray, label_map: np.ndarray) -> dict[str, float]:
+    rows: dict[str, float] = {}
+    for value in np.unique(label_map):
+        if value <= 0:
+            continue
+        region = label_map == value
+        rows[f"label{int(value)}_suvmean_bias_percent"] = 100 * (
+            float(out[region].mean()) / max(float(full[region].mean()), 1e-6) - 1
+        )
+        rows[f"label{int(value)}_suvmax_bias_percent"] = 100 * (
+            float(out[region].max()) / max(float(full[region].max()), 1e-6) - 1
+        )
+    return rows
+
+
+def evaluate_folder(engine: Engine, model: str, data: str | Path, preset: TaskPreset) -> Evaluation:
+    """Evaluate on every subject of a held-out SynthRAD-layout folder."""
+    subjects = iter_dataset(data, DATASET_TASK[preset.task])
+    if preset.task.value == "pet-denoise":
+        return evaluate_pet(engine, model, subjects, preset)
+    return evaluate_ct(engine, model, subjects, preset)
