@@ -86,7 +86,7 @@ def cupping() -> None:
         ),
         "scatter SPR 0.5": dataclasses.replace(ideal, scatter_spr=0.5),
         "scatter SPR 1.0": dataclasses.replace(ideal, scatter_spr=1.0),
-        "default (BH + SPR 0.5 + noise 5e4)": CBCTParams(n_views=180),
+        "default (BH + SPR 0.5 + 6e3 photons/mm2)": CBCTParams(n_views=180),
     }
     for label, params in cases.items():
         out = simulate_cbct(ct, (d, d, d), np.random.default_rng(1), params)[1]

@@ -9,7 +9,8 @@ Pipeline (per subject, all slices at once; see ``docs/simulation_physics.md``):
    beam hardening that differs between soft tissue and bone (cupping, dark bands).
 4. Scatter: ``S = spr * G_sigma (x) (T * l / 200 mm)`` on the 2D detector (u, z), with ``l``
    the water-equivalent path: smooth, grows with object size (shading, HU shifts).
-5. Poisson noise on detected counts ``i0_photons * (T + S)``; log with a one-count floor.
+5. Poisson noise on detected counts ``i0 * (T + S)``, ``i0 = i0_per_mm2 * du * dz`` per bin;
+   log with a one-count floor.
 6. FBP (cosine weight, Parker short-scan weights, apodised ramp, distance-weighted
    backprojection), no scatter or beam-hardening correction; HU from a water calibration
    at ``calibration_water_mm``. Outside the reconstructed field of view: -1000 HU (air).
@@ -120,9 +121,10 @@ def simulate_cbct(
     if p.scatter_spr > 0:
         water_mm = np.asarray(ref_path / mu_water_per_mm(E_REF_KEV), dtype=np.float32)
         signal = np.asarray(primary + scatter_intensity(primary, water_mm, p, du, dz), dtype=np.float32)
-    if p.i0_photons is not None:
-        counts = rng.poisson(p.i0_photons * signal.astype(np.float64))
-        signal = (np.maximum(counts, 1.0) / p.i0_photons).astype(np.float32)
+    if p.i0_per_mm2 is not None:
+        i0 = p.i0_per_mm2 * du * dz  # photons per detector bin and view
+        counts = rng.poisson(i0 * signal.astype(np.float64))
+        signal = (np.maximum(counts, 1.0) / i0).astype(np.float32)
     sino = -np.log(np.maximum(signal, np.float32(1e-30)))
 
     gamma = np.arctan(u / p.sid_mm)
@@ -145,7 +147,7 @@ def simulate_cbct(
     if not np.all(np.isfinite(result)):
         raise NumericError(
             "simulate_cbct produced NaN or inf HU: check ct_hu for extreme values (e.g. > 30000 HU) "
-            "and that i0_photons is not tiny."
+            "and that i0_per_mm2 is not tiny."
         )
     return result
 

@@ -38,7 +38,8 @@ class CBCTParams:
         filtration = stronger beam hardening. polychromatic : False = monochromatic at 70 keV.
     scatter_spr : scatter-to-primary ratio behind 200 mm of water (0 = no scatter).
     scatter_sigma_mm : Gaussian scatter kernel width at the detector (mm).
-    i0_photons : unattenuated photons per detector bin and view (``None`` = noise-free).
+    i0_per_mm2 : unattenuated detected photons per mm^2 of detector (projected to the isocentre)
+        and view; a bin gets ``i0_per_mm2 * du * dz`` (``None`` = noise-free).
     recon_filter : ramp apodisation. calibration_water_mm : water-phantom path of the HU
         calibration. truncation_taper_mm : cosine extrapolation of truncated projections.
     """
@@ -55,7 +56,7 @@ class CBCTParams:
     polychromatic: bool = True
     scatter_spr: float = 0.5
     scatter_sigma_mm: float = 60.0
-    i0_photons: float | None = 5.0e4
+    i0_per_mm2: float | None = 6.0e3
     recon_filter: ReconFilter = "hann"
     calibration_water_mm: float = 200.0
     truncation_taper_mm: float = 40.0
@@ -121,11 +122,11 @@ class CBCTParams:
             "pass the kernel width at the detector.",
         )
         _check(
-            self.i0_photons is None or 10 <= self.i0_photons <= 1e9,
-            "i0_photons",
-            "None or in [10, 1e9]",
-            self.i0_photons,
-            "pass photons per bin, or None for no noise.",
+            self.i0_per_mm2 is None or 1 <= self.i0_per_mm2 <= 1e9,
+            "i0_per_mm2",
+            "None or in [1, 1e9]",
+            self.i0_per_mm2,
+            "pass photons per mm^2 at the isocentre, or None for no noise.",
         )
         _check(
             self.recon_filter in RECON_FILTERS,
@@ -162,7 +163,7 @@ class CBCTParams:
             fov_mm=fov_mm,
             polychromatic=False,
             scatter_spr=0.0,
-            i0_photons=None,
+            i0_per_mm2=None,
             recon_filter="ram-lak",
         )
 
@@ -185,7 +186,7 @@ class CBCTParams:
             filter_mm_al=float(rng.uniform(2.5, 8.0)),
             scatter_spr=float(rng.uniform(0.15, 1.0)),
             scatter_sigma_mm=float(rng.uniform(40.0, 100.0)),
-            i0_photons=float(np.exp(rng.uniform(np.log(1e4), np.log(1e5)))),
+            i0_per_mm2=float(np.exp(rng.uniform(np.log(1.5e3), np.log(5e4)))),
             recon_filter="hann" if rng.random() < 0.7 else "shepp-logan",
             truncation_taper_mm=float(rng.uniform(30.0, 100.0)),
         )

@@ -80,7 +80,7 @@ def cupping() -> dict[str, tuple[float, float]]:
         "ideal": ideal,
         "beam_hardening": dataclasses.replace(ideal, polychromatic=True, kvp=120.0, filter_mm_al=4.0),
         "scatter": dataclasses.replace(ideal, scatter_spr=0.5, scatter_sigma_mm=60.0),
-        "both_noisy": CBCTParams(n_views=180, scatter_spr=0.5, i0_photons=5e4),
+        "both_noisy": CBCTParams(n_views=180, scatter_spr=0.5, i0_per_mm2=6e3),
     }
     return {
         k: _centre_minus_edge(simulate_cbct(ct, SPACING, np.random.default_rng(1), p), 100.0)
@@ -158,7 +158,7 @@ def test_streaks_grow_as_views_drop() -> None:
 
 def test_seeded_rng_is_deterministic_and_noise_is_random() -> None:
     ct = _water_cylinder(80.0)
-    p = CBCTParams(n_views=60, i0_photons=2e4)
+    p = CBCTParams(n_views=60, i0_per_mm2=2e3)
     a = simulate_cbct(ct, SPACING, np.random.default_rng(7), p)
     b = simulate_cbct(ct, SPACING, np.random.default_rng(7), p)
     c = simulate_cbct(ct, SPACING, np.random.default_rng(8), p)
