@@ -78,3 +78,12 @@ def test_pet_dicom_in_bqml_and_suv(tmp_path: Path) -> None:
     factor = read_series(tmp_path / "pet").source.suvbw_per_bqml  # type: ignore[union-attr]
     assert factor is not None
     np.testing.assert_allclose(suv.array, bq.array * factor, rtol=1e-5, atol=1e-6)
+
+
+def test_single_multiframe_dicom_file_converts(tmp_path: Path) -> None:
+    path = get_testdata_file("eCT_Supplemental.dcm", download=False)
+    assert path is not None
+    target = tmp_path / "ect.mha"
+    assert main(["convert", path, str(target), "--modality", "CT"]) == 0
+    back = read_image(target)
+    assert back.shape[0] == 2 and (back.modality, back.unit) == (Modality.CT, Unit.HU)
