@@ -8,7 +8,7 @@ the same request would fail again, so it is not the retryable RESOURCE_EXHAUSTED
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -251,8 +251,3 @@ def volume_bytes(volume: Volume) -> memoryview:
     """The voxels as float32 little-endian bytes in C order (no copy on little-endian hosts)."""
     array = np.ascontiguousarray(volume.array, dtype="<f4")
     return array.data.cast("B")
-
-
-def describe_sizes(instances: Sequence[bytes]) -> int:
-    """Total bytes of a list of instances."""
-    return sum(len(b) for b in instances)

@@ -55,7 +55,11 @@ def status_for(
             if code is grpc.StatusCode.CANCELLED and context is not None:
                 remaining = context.time_remaining()
                 if remaining is not None and remaining <= 0:
-                    return grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed: the work was stopped."
+                    return (
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        "the deadline passed and the work was stopped: "
+                        "allow a longer timeout (large series take minutes).",
+                    )
             return code, str(exc)
     reference = uuid.uuid4().hex[:12]
     log.error(

@@ -12,7 +12,7 @@ import pytest
 
 from service.errors import CancelledError
 
-from .conftest import volume_ct
+from .conftest import ct_series, volume_ct
 
 
 def wait_until(predicate, timeout_s: float = 10.0) -> None:
@@ -23,19 +23,29 @@ def wait_until(predicate, timeout_s: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def test_eight_concurrent_calls_each_get_their_own_result(start_server) -> None:
+def test_ten_concurrent_calls_each_get_their_own_result(start_server, tmp_path) -> None:
     running = start_server(workers=2, queue=8)
-    volumes = [volume_ct((3, 16, 16)).with_array(np.full((3, 16, 16), 100.0 * i - 500)) for i in range(10)]
+    volumes = [volume_ct((3, 16, 16)).with_array(np.full((3, 16, 16), 100.0 * i - 500)) for i in range(6)]
+    series = [ct_series(tmp_path / f"s{i}", 2 + i) for i in range(4)]
 
-    def call(volume):
+    def call_volume(volume):
         with running.client() as client:
             return client.translate_volume(volume, model="ct-identity", timeout_s=60)
 
+    def call_dicom(paths):
+        with running.client() as client:
+            return client.translate_dicom(paths, model="ct-identity", output_format="volume", timeout_s=60)
+
     with ThreadPoolExecutor(10) as pool:
-        results = list(pool.map(call, volumes))
-    for volume, result in zip(volumes, results, strict=True):
-        assert result.volume is not None
-        np.testing.assert_allclose(result.volume.array, volume.array, atol=0.5)
+        from_volumes = [pool.submit(call_volume, v) for v in volumes]
+        from_dicom = [pool.submit(call_dicom, p) for p in series]
+        for volume, future in zip(volumes, from_volumes, strict=True):
+            result = future.result(timeout=60)
+            assert result.volume is not None
+            np.testing.assert_allclose(result.volume.array, volume.array, atol=0.5)
+        for paths, future in zip(series, from_dicom, strict=True):
+            result = future.result(timeout=60)
+            assert result.volume is not None and result.volume.shape[0] == len(paths)
     assert len(running.engine.batches) == 10
 
 

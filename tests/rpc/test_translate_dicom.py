@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pydicom
 import pytest
@@ -82,3 +83,24 @@ def test_series_selection_among_mixed_series(start_server, tmp_path: Path) -> No
     with running.client() as client:
         result = client.translate_dicom(a + b, model="ct-identity", series_uid=wanted, output_format="volume")
     assert result.volume is not None and result.volume.shape[0] == 4
+
+
+def test_logs_hold_no_patient_data(start_server, ct_paths: list[Path], caplog) -> None:
+    import json
+    import logging
+
+    from service.logs import JsonFormatter
+
+    source = pydicom.dcmread(ct_paths[0])
+    secrets = [str(source.PatientName), str(source.PatientID), str(source.StudyInstanceUID),
+               str(source.SeriesInstanceUID), str(source.SOPInstanceUID)]  # fmt: skip
+    running = start_server()
+    with caplog.at_level(logging.DEBUG):
+        with running.client() as client:
+            result = client.translate_dicom(ct_paths, model="ct-identity", request_id="phi-check")
+        with running.client() as client, pytest.raises(grpc.RpcError):  # an error path logs too
+            client.translate_dicom([*ct_paths, b"junk"], model="ct-identity")
+    lines = [JsonFormatter().format(r) for r in caplog.records]
+    assert any(json.loads(line).get("request_id") == "phi-check" for line in lines)
+    for secret in [*secrets, result.output_series_uid]:
+        assert not [line for line in lines if secret in line], f"{secret!r} appears in the logs"
