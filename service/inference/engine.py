@@ -80,13 +80,15 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class TranslationResult:
-    """A translated volume, the model that made it, and where the time went (seconds)."""
+    """A translated volume, the model that made it, where the time went (seconds), and notes
+    for the user (e.g. the input was re-indexed to axial order, or is oblique)."""
 
     volume: Volume
     model: str
     version: str
     provider: str
     timings_s: Mapping[str, float]
+    warnings: tuple[str, ...] = ()
 
 
 def _providers(config: EngineConfig) -> list[str | tuple[str, dict[str, Any]]]:
@@ -219,9 +221,10 @@ class Engine:
             return np.asarray(session.run(["output"], {"input": x})[0])
 
         timings: dict[str, float] = {}
+        notes: list[str] = []
         start = time.perf_counter()
         out = predict(volume, card, run_batch, batch_size=batch, progress=progress, cancel=cancel,
-                      timings=timings)
+                      timings=timings, notes=notes)
         timings["total"] = time.perf_counter() - start
         return TranslationResult(
             volume=out,
@@ -229,4 +232,5 @@ class Engine:
             version=card.version,
             provider=str(session.get_providers()[0]),
             timings_s=MappingProxyType(timings),
+            warnings=tuple(notes),
         )

@@ -4,9 +4,10 @@
 network units to ``(B, 1, H, W)``; the engine passes an ONNX Runtime session, tests may pass
 any function. Steps, in this order:
 
-1. preprocess: check the input's modality and unit against the card; body mask on the input
-   grid; fit and apply the input normalisation; resample in-plane to the card's spacing
-   (linear); pad rows and columns symmetrically to a multiple of ``size_multiple`` with the
+1. preprocess: check the input's modality and unit against the card; re-index a non-axial
+   volume losslessly to axial LPS order (:mod:`service.inference.orientation`); body mask;
+   fit and apply the input normalisation; resample in-plane to the card's spacing (linear);
+   pad rows and columns symmetrically to a multiple of ``size_multiple`` with the
    normalisation's pad value (-1 for linear kinds, 0 for suv_log).
 2. inference: output slice ``k`` from input slices ``k - c//2 .. k + c//2`` stacked as
    channels (indices clamped to the volume: edge slices replicated); ``batch_size`` slices
@@ -14,7 +15,7 @@ any function. Steps, in this order:
    ``cancel`` is checked before every run.
 3. postprocess: crop the padding; inverse output normalisation; resample back onto the
    input grid (linear, in native units); clip to the card's range; the card's background
-   outside the body mask; refuse NaN/inf.
+   outside the body mask; undo the re-indexing; refuse NaN/inf.
 """
 
 from __future__ import annotations
@@ -31,12 +32,16 @@ from service.inference import tiling
 from service.inference.card import ModelCard
 from service.inference.masking import body_mask
 from service.inference.normalisation import denormalise, fit_normalisation, normalise
+from service.inference.orientation import from_canonical, plan, to_canonical
 from service.inference.resample import to_input_grid, to_model_grid
 from service.volume import Volume
 
 FloatArray = npt.NDArray[np.float32]
 RunBatch = Callable[[FloatArray], FloatArray]
 Progress = Callable[[str, float], None]
+
+#: Obliquity (degrees from the nearest patient axis) above which a note is returned.
+OBLIQUE_NOTE_DEG = 5.0
 
 
 def check_input(volume: Volume, card: ModelCard) -> None:
@@ -117,11 +122,12 @@ def _infer(padded: FloatArray, card: ModelCard, run_batch: RunBatch, batch_size:
 
 def predict(volume: Volume, card: ModelCard, run_batch: RunBatch, *, batch_size: int = 8,
             progress: Progress | None = None, cancel: threading.Event | None = None,
-            timings: dict[str, float] | None = None) -> Volume:
+            timings: dict[str, float] | None = None, notes: list[str] | None = None) -> Volume:
     """Translate ``volume`` with ``card``'s pre/post-processing around ``run_batch``.
 
     Returns a volume on the input's grid (same geometry and ``source``) with the card's output
-    modality and unit. ``timings`` (if given) receives seconds per stage.
+    modality and unit. ``timings`` (if given) receives seconds per stage; ``notes`` (if given)
+    receives messages for the user (re-indexing, obliquity).
 
     Raises
     ------
@@ -139,9 +145,20 @@ def predict(volume: Volume, card: ModelCard, run_batch: RunBatch, *, batch_size:
     check_input(volume, card)
     if progress is not None:
         progress("preprocess", 0.0)
-    mask = body_mask(volume, card.body_mask)
-    x = normalise(volume.array, fit_normalisation(card.input.normalisation, volume.array, mask))
-    spacing_xy = (volume.spacing_mm[0], volume.spacing_mm[1])
+    orientation = plan(volume.direction)
+    work = to_canonical(volume, orientation)
+    if notes is not None and not orientation.identity:
+        notes.append(
+            f"input axes re-indexed losslessly to axial order for the model ({orientation.describe()})"
+        )
+    if notes is not None and orientation.obliquity_deg > OBLIQUE_NOTE_DEG:
+        notes.append(
+            f"input slices are {orientation.obliquity_deg:.1f} degrees oblique to the nearest patient axis; "
+            "the model was trained on axial slices: review the result"
+        )
+    mask = body_mask(work, card.body_mask)
+    x = normalise(work.array, fit_normalisation(card.input.normalisation, work.array, mask))
+    spacing_xy = (work.spacing_mm[0], work.spacing_mm[1])
     x = to_model_grid(x, spacing_xy, card.in_plane_spacing_mm)
     _, model_h, model_w = x.shape
     pad_y = _pad_amounts(model_h, card.size_multiple)
@@ -157,9 +174,10 @@ def predict(volume: Volume, card: ModelCard, run_batch: RunBatch, *, batch_size:
         progress("postprocess", 0.0)
     y = y[:, pad_y[0]:pad_y[0] + model_h, pad_x[0]:pad_x[0] + model_w]
     y = denormalise(y, fit_normalisation(card.output.normalisation, y))
-    y = to_input_grid(y, spacing_xy, card.in_plane_spacing_mm, volume.shape[1:])
+    y = to_input_grid(y, spacing_xy, card.in_plane_spacing_mm, work.shape[1:])
     y = np.clip(y, *card.output.clip_range)
     y[~mask] = card.output.background
+    y = from_canonical(y, orientation)
     result = volume.with_array(y, modality=card.output.modality, unit=card.output.unit)
     t3 = time.perf_counter()
     if progress is not None:
