@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     example = examples_root() / EXAMPLE_NAME
     if not (example / "mr").is_dir():
         raise NotFoundError(
-            f"the bundled example is not at {str(example)!r}: run from a source checkout or set {EXAMPLES_ENV}."
+            f"the bundled example is not at {str(example)!r}: "
+            f"run from a source checkout or set {EXAMPLES_ENV}."
         )
     engine = Engine(args.models or default_repository_path())
     sct_dir = args.out / "sct"
