@@ -137,3 +137,11 @@ def test_unit_must_suit_modality(start_server) -> None:
     assert _code(error) is grpc.StatusCode.INVALID_ARGUMENT
     assert "SUVbw" in error.value.details()
     assert np.isfinite(volume.array).all()
+
+
+def test_volume_in_dicom_out_is_refused_without_a_source_series(start_server) -> None:
+    running = start_server()
+    with running.client() as client, pytest.raises(grpc.RpcError) as error:
+        client.translate_volume(volume_ct(), model="ct-identity", output_format="dicom")
+    assert _code(error) is grpc.StatusCode.INVALID_ARGUMENT
+    assert "no source DICOM series" in error.value.details()
