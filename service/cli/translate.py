@@ -88,6 +88,8 @@ def _run_local(args: argparse.Namespace, bar: _Bar) -> int:
         series_uid=args.series_uid, output_format=args.format, overwrite=args.overwrite, progress=bar,
     )
     bar.close()
+    for note in summary.warnings:
+        print(f"note: {note}", file=sys.stderr)
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in summary.timings_s.items())
     print(f"wrote {summary.output_path} ({summary.output_format.value}) with {summary.model} "
           f"v{summary.version} on {summary.provider}: {timings}")
@@ -154,6 +156,8 @@ def _run_remote(args: argparse.Namespace, bar: _Bar) -> int:
                                             progress=bar)
     write_result(result, args.output, overwrite=args.overwrite)
     bar.close()
+    for note in result.warnings:
+        print(f"note: {note}", file=sys.stderr)
     print(f"wrote {args.output} ({fmt.value}) with {result.model} v{result.version} on {result.provider} "
           f"(server {args.server})")
     return 0

@@ -66,6 +66,7 @@ class TranslationSummary:
     shape_zyx: tuple[int, int, int]
     timings_s: Mapping[str, float]
     output_series_uid: str | None
+    warnings: tuple[str, ...] = ()
 
 
 def _suffix(path: Path) -> str:
@@ -182,4 +183,5 @@ def translate_path(
         shape_zyx=volume.shape,
         timings_s=result.timings_s,
         output_series_uid=series_uid_out,
+        warnings=result.warnings,
     )
