@@ -15,6 +15,7 @@ import platform
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def main() -> None:
         spacing_mm=(0.9765625, 0.9765625, 2.0),
         origin_mm=(-250.0, -250.0, -200.0),
     )
-    model = {"model_name": "bench", "model_version": "1"}
+    model: dict[str, Any] = {"model_name": "bench", "model_version": "1"}
     print(f"# {platform.processor() or platform.machine()}, volume {args.size}x{args.size}x{args.slices}")
     print("| step | seconds | MB |\n|---|---|---|")
     for _ in range(args.repeats):

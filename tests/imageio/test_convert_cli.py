@@ -84,6 +84,6 @@ def test_single_multiframe_dicom_file_converts(tmp_path: Path) -> None:
     path = get_testdata_file("eCT_Supplemental.dcm", download=False)
     assert path is not None
     target = tmp_path / "ect.mha"
-    assert main(["convert", path, str(target), "--modality", "CT"]) == 0
+    assert main(["convert", str(path), str(target), "--modality", "CT"]) == 0
     back = read_image(target)
     assert back.shape[0] == 2 and (back.modality, back.unit) == (Modality.CT, Unit.HU)
