@@ -41,6 +41,21 @@ _DROPPED = (
 )
 
 
+_STORAGE = "1.2.840.10008.5.1.4.1.1."
+#: Image storage SOP classes and the modality each implies (classic, enhanced, legacy converted).
+SOP_CLASS_MODALITY = {
+    _STORAGE + "2": Modality.CT,
+    _STORAGE + "2.1": Modality.CT,
+    _STORAGE + "2.2": Modality.CT,
+    _STORAGE + "4": Modality.MR,
+    _STORAGE + "4.1": Modality.MR,
+    _STORAGE + "4.4": Modality.MR,
+    _STORAGE + "128": Modality.PT,
+    _STORAGE + "130": Modality.PT,
+    _STORAGE + "128.1": Modality.PT,
+}
+
+
 def _text(ds: Dataset, keyword: str) -> str:
     try:
         return str(ds.get(keyword, "") or "").strip()
@@ -126,6 +141,12 @@ def build_volume(datasets: Sequence[Dataset], options: ReadOptions) -> Volume:
         parse_all_elements(ds, instance_label(ds, i))
     modality = Modality.parse(_same(datasets, "Modality", required=True))
     sop_class = _same(datasets, "SOPClassUID", required=True)
+    implied = SOP_CLASS_MODALITY.get(sop_class)
+    if implied is not None and implied is not modality:
+        raise DicomError(
+            f"the series' Modality is {modality.value} but its SOPClassUID {sop_class} is a "
+            f"{implied.value} image storage class: the header is inconsistent; export the series again."
+        )
     frame_of_reference = _same(datasets, "FrameOfReferenceUID", required=True)
     study = _same(datasets, "StudyInstanceUID", required=True)
     series = _same(datasets, "SeriesInstanceUID", required=True)

@@ -97,3 +97,12 @@ def test_options_are_validated():
 def test_missing_path_is_refused(tmp_path):
     with pytest.raises(DicomError, match="does not exist"):
         read_series(tmp_path / "nowhere")
+
+
+def test_modality_contradicting_sop_class_is_refused():
+    def relabel(i, ds):
+        ds.Modality = "MR"  # CT Image Storage instances labelled MR
+
+    expected = r"Modality is MR but its SOPClassUID 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2 is a CT"
+    with pytest.raises(DicomError, match=expected):
+        read_series_from_datasets(series_datasets(2, mutate=relabel))
