@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos.radtranslate.v1 import translation_pb2 as pb
 from protos.radtranslate.v1 import translation_pb2_grpc as pb_grpc
-from service.errors import InputError, OptionError
+from service.errors import InputError, OptionError, RadTranslateError
 from service.rpc.chunks import DicomAssembler, VolumeAssembler, iter_chunks, volume_bytes
 from service.rpc.config import MiB
 from service.rpc.server import SERVICE_NAME, channel_options
@@ -31,6 +31,10 @@ _FORMATS = {
     "volume": pb.OUTPUT_FORMAT_VOLUME,
     "nifti": pb.OUTPUT_FORMAT_VOLUME,
 }
+
+
+class IncompleteResultError(RadTranslateError):
+    """The server's answer is incomplete or inconsistent (a transport or server fault)."""
 
 
 @dataclass
@@ -220,8 +224,14 @@ class TranslationClient:
             elif kind == "summary":
                 summary = response.summary
         if summary is None:
-            raise InputError(
+            raise IncompleteResultError(
                 "the server ended the stream without a summary: retry; report it if it persists."
+            )
+        instances = dicom.finish() if summary.output_instances else None
+        if instances is not None and len(instances) != summary.output_instances:
+            raise IncompleteResultError(
+                f"received {len(instances)} DICOM instances but the summary announces "
+                f"{summary.output_instances}: retry; report it if it persists."
             )
         return ClientResult(
             model=summary.model,
@@ -230,7 +240,7 @@ class TranslationClient:
             timings_s=dict(summary.timings_s),
             output_series_uid=summary.output_series_instance_uid,
             warnings=list(summary.warnings),
-            instances=dicom.finish() if summary.output_instances else None,
+            instances=instances,
             volume=volume.finish() if volume is not None else None,
             progress=events,
         )
