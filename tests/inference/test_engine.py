@@ -199,3 +199,18 @@ def test_engine_config_is_validated_once(tmp_path: Path) -> None:
     with pytest.raises(OptionError, match="none of the providers"):
         engine.load()
     assert not engine.loaded
+
+
+def test_concurrent_translations_match_sequential_ones(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    kernel = RNG.normal(0, 0.3, (1, 3, 3)).astype(np.float32)
+    write_model(tmp_path, card(), lambda p: conv_model(p, kernel, 0.05))
+    engine = Engine(tmp_path, EngineConfig(intra_op_threads=1, batch_size=2))
+    volumes = [ct(RNG.uniform(-1000, 2000, (5, 16, 16))) for _ in range(4)]
+    sequential = [engine.translate(v, model="cbct-test").volume.array for v in volumes]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        parallel = list(pool.map(lambda v: engine.translate(v, model="cbct-test").volume.array, volumes))
+    for a, b in zip(sequential, parallel, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(sequential[0], sequential[1])
