@@ -82,10 +82,11 @@ class Grid:
 
 
 #: Default grids (documented in docs/simulation.md): head 128x128 px of 2 mm x 56 slices of 3 mm
-#: (256 x 256 x 168 mm); pelvis 160x160 px of 2.5 mm x 48 slices of 3 mm (400 x 400 x 144 mm).
+#: (256 x 256 x 168 mm); pelvis 192 (x) by 144 (y) px of 2.5 mm x 48 slices of 3 mm (480 x 360 x 144 mm),
+#: wide enough for the hips of a large adult after the random scaling.
 SITE_GRIDS: dict[Site, Grid] = {
     Site.BRAIN: Grid((56, 128, 128), (2.0, 2.0, 3.0)),
-    Site.PELVIS: Grid((48, 160, 160), (2.5, 2.5, 3.0)),
+    Site.PELVIS: Grid((48, 144, 192), (2.5, 2.5, 3.0)),
 }
 
 

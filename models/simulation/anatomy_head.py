@@ -89,12 +89,14 @@ def _brain_base() -> tuple[LabelArray, npt.NDArray[np.float32], tuple[float, flo
     brain = np.pad(brain[crop], pad)
     gm = np.pad(gm[crop], pad)
     wm = np.pad(wm[crop], pad)
-    csf = np.clip(255.0 - gm - wm, 0.0, None)
+    # Most probable class per brain voxel (probabilities scaled 0..255; CSF = the remainder).
+    g, w = gm[brain], wm[brain]
+    c = np.clip(255.0 - g - w, 0.0, None)
+    tissue = np.where(
+        (g >= w) & (g >= c), Tissue.GREY_MATTER, np.where(w >= c, Tissue.WHITE_MATTER, Tissue.CSF)
+    )
     labels = np.full(brain.shape, Tissue.AIR, dtype=np.uint8)
-    tissue = np.stack([gm, wm, csf]).argmax(axis=0)
-    labels[brain] = np.array([Tissue.GREY_MATTER, Tissue.WHITE_MATTER, Tissue.CSF], dtype=np.uint8)[
-        tissue[brain]
-    ]
+    labels[brain] = tissue.astype(np.uint8)
     distance = _distance_outside(brain)
     # LPS position of array index 0: RAS origin plus extent, mirrored in x and y (1 mm voxels).
     size_ras = np.array(t1.shape[::-1], dtype=np.float64)  # (i, j, k) sizes

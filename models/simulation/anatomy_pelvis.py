@@ -156,7 +156,7 @@ def _femur_and_hip(canvas: _Canvas, rng: np.random.Generator, side: float, fy: f
 def _body(canvas: _Canvas, rng: np.random.Generator, cavity_y: float) -> None:
     """Skin, subcutaneous fat, muscle compartment and the fat of the pelvic cavity, slice by slice."""
     u = rng.uniform
-    a0, b0, y0 = u(150, 185), u(100, 130), u(-5, 10)
+    a0, b0, y0 = u(145, 180), u(100, 128), u(-5, 10)
     taper = u(-0.05, 0.08)
     skin, fat_lat, fat_ap = u(1.5, 2.5), u(10, 40), u(10, 35)
     floor = u(-48, -38)
