@@ -224,9 +224,15 @@ def parse_card(data: Any, *, source: str = "<card>") -> ModelCard:
             )
         try:
             task = Task.parse(where.get(data, "task", str))
-            site = Site(str(data["site"]).lower())
-        except (InputError, ValueError) as exc:
-            raise SpecError(f"card.task/site: {exc} (site: brain, pelvis or any)") from None
+        except InputError as exc:
+            raise SpecError(f"card.{exc}") from None
+        site_text = where.get(data, "site", str)
+        try:
+            site = Site(site_text.lower())
+        except ValueError:
+            raise SpecError(
+                f"card.site must be one of {[s.value for s in Site]}, got {site_text!r}: fix the card."
+            ) from None
         inp = _input_spec(where.child("input"), where.get(data, "input", dict))
         out = _output_spec(where.child("output"), where.get(data, "output", dict))
         want_in, want_out = TASK_MODALITIES[task]
