@@ -16,6 +16,7 @@ from protos.radtranslate.v1 import translation_pb2_grpc as pb_grpc
 from service.errors import InputError, OptionError, RadTranslateError
 from service.rpc.chunks import DicomAssembler, VolumeAssembler, iter_chunks, volume_bytes
 from service.rpc.config import MiB
+from service.rpc.remote import typed
 from service.rpc.server import SERVICE_NAME, channel_options
 from service.rpc.servicer import geometry_from_proto, geometry_to_proto
 from service.volume import Volume
@@ -112,6 +113,7 @@ class TranslationClient:
         else:
             self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
             self.channel = grpc.insecure_channel(target, options=options)
+        self.target = target
         self._stub = pb_grpc.TranslationServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
@@ -126,19 +128,29 @@ class TranslationClient:
 
     # ------------------------------------------------------------------ simple calls
     def list_models(self, *, timeout_s: float | None = 30.0) -> list[pb.ModelCard]:
-        response = self._stub.ListModels(pb.ListModelsRequest(), timeout=timeout_s, metadata=self._metadata)
+        try:
+            request = pb.ListModelsRequest()
+            response = self._stub.ListModels(request, timeout=timeout_s, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise typed(exc, self.target) from None
         return list(response.models)
 
     def get_model(
         self, name: str, version: str | None = None, *, timeout_s: float | None = 30.0
     ) -> pb.ModelCard:
         request = pb.GetModelRequest(name=name, version=version or "")
-        card: pb.ModelCard = self._stub.GetModel(request, timeout=timeout_s, metadata=self._metadata)
+        try:
+            card: pb.ModelCard = self._stub.GetModel(request, timeout=timeout_s, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise typed(exc, self.target) from None
         return card
 
     def health(self, service: str = SERVICE_NAME, *, timeout_s: float = 5.0) -> str:
         """``"SERVING"``, ``"NOT_SERVING"``, ... of the standard health service."""
-        response = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+        try:
+            response = self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+        except grpc.RpcError as exc:
+            raise typed(exc, self.target) from None
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
     # ------------------------------------------------------------------ translate
@@ -197,32 +209,34 @@ class TranslationClient:
         volume: VolumeAssembler | None = None
         events: list[tuple[str, float]] = []
         summary: pb.Summary | None = None
-        for response in self._stub.Translate(requests, timeout=timeout_s, metadata=self._metadata):
-            kind = response.WhichOneof("part")
-            if kind == "progress":
-                events.append((response.progress.stage, response.progress.fraction))
-                if progress is not None:
-                    progress(response.progress.stage, response.progress.fraction)
-            elif kind == "dicom":
-                c = response.dicom
-                dicom.add(
-                    instance_index=c.instance_index,
-                    instance_size_bytes=c.instance_size_bytes,
-                    offset=c.offset,
-                    data=c.data,
-                    last=c.last,
-                )
-            elif kind == "volume_header":
-                h = response.volume_header
-                volume = VolumeAssembler(
-                    geometry_from_proto(h), h.total_bytes, max_request_bytes=DEFAULT_MAX_RESULT_BYTES
-                )
-            elif kind == "volume" and volume is not None:
-                volume.add(
-                    offset=response.volume.offset, data=response.volume.data, last=response.volume.last
-                )
-            elif kind == "summary":
-                summary = response.summary
+        try:
+            for response in self._stub.Translate(requests, timeout=timeout_s, metadata=self._metadata):
+                kind = response.WhichOneof("part")
+                if kind == "progress":
+                    events.append((response.progress.stage, response.progress.fraction))
+                    if progress is not None:
+                        progress(response.progress.stage, response.progress.fraction)
+                elif kind == "dicom":
+                    c = response.dicom
+                    dicom.add(
+                        instance_index=c.instance_index,
+                        instance_size_bytes=c.instance_size_bytes,
+                        offset=c.offset,
+                        data=c.data,
+                        last=c.last,
+                    )
+                elif kind == "volume_header":
+                    h = response.volume_header
+                    volume = VolumeAssembler(
+                        geometry_from_proto(h), h.total_bytes, max_request_bytes=DEFAULT_MAX_RESULT_BYTES
+                    )
+                elif kind == "volume" and volume is not None:
+                    c_vol = response.volume
+                    volume.add(offset=c_vol.offset, data=c_vol.data, last=c_vol.last)
+                elif kind == "summary":
+                    summary = response.summary
+        except grpc.RpcError as exc:
+            raise typed(exc, self.target) from None
         if summary is None:
             raise IncompleteResultError(
                 "the server ended the stream without a summary: retry; report it if it persists."

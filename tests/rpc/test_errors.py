@@ -145,3 +145,18 @@ def test_volume_in_dicom_out_is_refused_without_a_source_series(start_server) ->
         client.translate_volume(volume_ct(), model="ct-identity", output_format="dicom")
     assert _code(error) is grpc.StatusCode.INVALID_ARGUMENT
     assert "no source DICOM series" in error.value.details()
+
+
+def test_client_raises_typed_errors_that_are_also_rpc_errors(start_server) -> None:
+    from service.errors import InputError, NotFoundError
+    from service.rpc.remote import RemoteError
+
+    running = start_server()
+    with running.client() as client:
+        with pytest.raises(NotFoundError) as missing:
+            client.get_model("no-such-model")
+        with pytest.raises(InputError) as bad:
+            client.translate_dicom([b"not DICOM" * 30], model="ct-identity")
+    assert isinstance(missing.value, RemoteError) and isinstance(missing.value, grpc.RpcError)
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+    assert str(bad.value).startswith(f"server {running.target} answered INVALID_ARGUMENT: instance 0")
