@@ -214,3 +214,22 @@ def test_concurrent_translations_match_sequential_ones(tmp_path: Path) -> None:
     for a, b in zip(sequential, parallel, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(sequential[0], sequential[1])
+
+
+def test_cuda_provider_options_when_cuda_is_available(monkeypatch: pytest.MonkeyPatch) -> None:
+    # This CPU-only onnxruntime has no CUDA; pretend the build has it to check the options passed.
+    import onnxruntime
+
+    from service.inference.engine import _providers
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    chosen = _providers(EngineConfig(gpu_mem_limit_bytes=2**30, device_id=1))
+    assert chosen == [
+        ("CUDAExecutionProvider", {"device_id": 1, "gpu_mem_limit": 2**30,
+                                   "arena_extend_strategy": "kSameAsRequested",
+                                   "cudnn_conv_algo_search": "DEFAULT"}),
+        "CPUExecutionProvider",
+    ]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert _providers(EngineConfig()) == ["CPUExecutionProvider"]
