@@ -16,6 +16,23 @@ from pathlib import Path
 from service.errors import OutputError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish_permissions(root: Path) -> None:
+    """Give what mkdtemp/mkstemp created owner-only the modes a normal write would have (umask)."""
+    mask = _umask()
+    paths = [root, *root.rglob("*")] if root.is_dir() else [root]
+    for path in paths:
+        if path.is_symlink():
+            continue
+        mode = 0o777 if path.is_dir() else 0o666
+        os.chmod(path, mode & ~mask)
+
+
 def _check_destination(path: Path, *, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise OutputError(
@@ -41,6 +58,7 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
         yield tmp
+        _publish_permissions(tmp)
         if final.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
             os.replace(final, trash / "old")
@@ -64,6 +82,7 @@ def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
     tmp = Path(name)
     try:
         yield tmp
+        _publish_permissions(tmp)
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -200,6 +200,9 @@ class Volume:
                 f"array has {bad} NaN or infinite voxel(s) (or values beyond float32 range): "
                 "fix the computation or input that produced them."
             )
+        if arr32 is array:
+            # No copy was needed: freeze a view, leaving the caller's own array writable.
+            arr32 = arr32.view()
         arr32.setflags(write=False)
         modality = Modality.parse(self.modality)
         unit = Unit.parse(self.unit)

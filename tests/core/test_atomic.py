@@ -50,3 +50,19 @@ def test_overwrite_of_directory_keeps_old_until_new_is_complete(tmp_path: Path) 
         (tmp / "new.dcm").write_bytes(b"new")
     assert sorted(p.name for p in final.iterdir()) == ["new.dcm"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["series"]
+
+
+def test_outputs_get_umask_permissions_not_owner_only(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with atomic_directory(tmp_path / "series") as tmp:
+            (tmp / "a.dcm").write_bytes(b"x")
+        with atomic_file(tmp_path / "vol.nii") as tmp_file:
+            tmp_file.write_bytes(b"y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "series").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "series" / "a.dcm").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "vol.nii").stat().st_mode & 0o777 == 0o644

@@ -101,3 +101,10 @@ def test_same_grid_detects_a_shift() -> None:
     b = Volume(np.zeros((2, 3, 4)), spacing_mm=(1, 1, 1), origin_mm=(0, 0, 0.01))
     assert not a.same_grid(b)
     assert a.same_grid(b, atol_mm=0.02)
+
+
+def test_callers_array_stays_writable_and_volume_stays_frozen() -> None:
+    arr = np.zeros((2, 2, 2), dtype=np.float32)
+    vol = Volume(arr, spacing_mm=(1, 1, 1))
+    arr[0, 0, 0] = 1.0  # the caller's array is not frozen by the Volume
+    assert not vol.array.flags.writeable
