@@ -103,3 +103,15 @@ def test_tls_options_are_validated(pki) -> None:
         ServerConfig(tls_ca=str(pki.ca))
     with pytest.raises(OptionError, match="readable file"):
         ServerConfig(tls_cert="/nonexistent.pem", tls_key=str(pki.server_key))
+
+
+def test_tls_with_token_sends_the_token_as_call_credentials(start_server, pki) -> None:
+    running = start_server(
+        tls_cert=str(pki.server_cert), tls_key=str(pki.server_key), tokens=(TOKEN.encode(),)
+    )
+    running.target = f"localhost:{running.server.port}"
+    with running.client(ca_file=str(pki.ca), token=TOKEN) as client:
+        assert len(client.list_models()) == 3
+    with running.client(ca_file=str(pki.ca)) as no_token, pytest.raises(grpc.RpcError) as error:
+        no_token.list_models()
+    assert error.value.code() is grpc.StatusCode.UNAUTHENTICATED
