@@ -204,7 +204,7 @@ def read_series(
     skipped = 0
     suspect: list[str] = []
     for file in files:
-        ds, reason = read_header(Path(file))
+        ds, reason = read_header(Path(file), defer_pixels=True)
         if ds is None:
             if not is_folder:
                 raise DicomError(
@@ -226,15 +226,7 @@ def read_series(
     groups_idx = group_by_series(headers)
     groups = {uid: [headers[i] for i in idx] for uid, idx in groups_idx.items()}
     uid = select_series(groups, options, skipped=skipped)
-    datasets = []
-    for i in groups_idx[uid]:
-        try:
-            datasets.append(pydicom.dcmread(kept[i]))
-        except Exception as exc:
-            raise DicomError(
-                f"file {os.fspath(kept[i])!r} of series {hash_uid(uid)} cannot be read in full "
-                f"({type(exc).__name__}): it is truncated or corrupt; export the series again."
-            ) from exc
+    datasets = [headers[i] for i in groups_idx[uid]]  # pixel data is read on first access
     log.info("reading series %s (%d instances)", hash_uid(uid), len(datasets))
     return build_volume(datasets, options)
 

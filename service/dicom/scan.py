@@ -96,37 +96,58 @@ def list_files(path: str | os.PathLike[str]) -> list[Path]:
     return found
 
 
+#: Bulk pixel elements: never parsed eagerly (they may be deferred reads from the file).
+_PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+
+
+def _walk(ds: Dataset) -> int | None:
+    last = None
+    for tag in list(ds.keys()):
+        if tag in _PIXEL_TAGS:
+            continue
+        last = tag
+        elem = ds[tag]  # converts a raw element: the step that fails on corrupt values
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _walk(item)
+    return last
+
+
 def parse_all_elements(ds: Dataset, where: str) -> None:
-    """Convert every element (pydicom parses lazily), so a corrupt one fails here, typed.
+    """Convert every element but pixel data (pydicom parses lazily), so corrupt ones fail here, typed.
 
     Raises
     ------
     DicomError
-        Naming the first element that cannot be parsed.
+        Naming the element that cannot be parsed.
     """
-    tag = None
     try:
-        for elem in ds.iterall():
-            tag = elem.tag
+        _walk(ds)
     except Exception as exc:
-        after = f" after tag {tag}" if tag is not None else ""
         raise DicomError(
-            f"{where} has an element that cannot be parsed{after} ({type(exc).__name__}: "
-            f"{str(exc)[:120]}): the file is corrupt; export the series again."
+            f"{where} has an element that cannot be parsed ({type(exc).__name__}: "
+            f"{str(exc)[:160]}): the file is corrupt; export the series again."
         ) from exc
 
 
-def read_header(path: Path) -> tuple[Dataset | None, str | None]:
-    """``(header, None)`` for a usable instance, else ``(None, reason)``; never raises."""
+def read_header(path: Path, *, defer_pixels: bool = False) -> tuple[Dataset | None, str | None]:
+    """``(header, None)`` for a usable instance, else ``(None, reason)``; never raises.
+
+    With ``defer_pixels`` the whole instance is read but values over 16 KiB (pixel data) are
+    read from the file only when accessed; otherwise reading stops before the pixel data.
+    """
     try:
         if path.stat().st_size == 0:
             return None, SKIP_EMPTY
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        if defer_pixels:
+            ds = pydicom.dcmread(path, defer_size="16 KB")
+        else:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        parse_all_elements(ds, "header")
     except InvalidDicomError:
         return None, SKIP_NOT_DICOM
     except OSError:
         return None, SKIP_NO_ACCESS
-        parse_all_elements(ds, "header")
     except Exception:  # truncated or corrupt files raise many types inside pydicom
         return None, SKIP_UNREADABLE
     return classify(ds)

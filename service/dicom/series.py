@@ -17,8 +17,9 @@ Tolerances (all documented in the messages they produce):
 - ``spacing_tolerance_mm`` (default :data:`DEFAULT_SPACING_TOLERANCE_MM` = 0.05 mm): largest
   deviation of a slice position from the regular grid fitted (least squares) through all slice
   positions, of a gap from a whole number of nominal (median) steps, and of a slice position from
-  the line along the normal through the first slice; steps below it are duplicates. 0.05 mm is two orders of magnitude below radiotherapy set-up margins
-  and far above the rounding of positions stored as decimal strings.
+  the line along the normal through the first slice; steps below it are duplicates. 0.05 mm is
+  two orders of magnitude below radiotherapy set-up margins and far above the rounding of
+  positions stored as decimal strings.
 """
 
 from __future__ import annotations
