@@ -8,6 +8,9 @@ the reference dose gives a lower bound on gamma for every offset landing in it. 
 is skipped when every cell it can touch has a bound above the best gamma so far, and a
 point stops when no remaining cell can beat ``min(best, max_gamma)``. These skips are
 exact: they change run time, not values.
+
+Compiled code is cached by numba (``cache=True``: next to this file, or in the user's
+cache folder when that is read-only), so only the first run pays the compile time.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ _SLACK = 1e-9
 _CHUNK = 32
 
 
-@numba.njit(cache=False, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _cell_ranges(evaluated: Any) -> tuple[Any, Any]:  # pragma: no cover - compiled
     nz, ny, nx = evaluated.shape
     cz, cy, cx = max(nz - 1, 1), max(ny - 1, 1), max(nx - 1, 1)
@@ -51,7 +54,7 @@ def _cell_ranges(evaluated: Any) -> tuple[Any, Any]:  # pragma: no cover - compi
     return lo, hi
 
 
-@numba.njit(cache=False, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _cell_table(  # pragma: no cover - compiled
     f: Any, ref: float, tol: float, lo: Any, hi: Any, cell_lo: Any, cell_hi: Any,
     spacing: Any, size: Any, cbound: Any, cdmin: Any, cdmax: Any,
@@ -79,7 +82,7 @@ def _cell_table(  # pragma: no cover - compiled
                 c += 1
 
 
-@numba.njit(parallel=True, cache=False, nogil=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _kernel(  # pragma: no cover - compiled
     findex: Any,  # (n, 3) reference points in evaluated index units
     dose_ref: Any,
