@@ -120,3 +120,18 @@ def test_corrupt_element_is_a_typed_error():
         parse_all_elements(datasets[1], "slice")
     with pytest.raises(DicomError, match=r"instance #2 .*cannot be parsed"):
         read_series_from_datasets(datasets)
+
+
+def test_file_with_corrupt_element_is_unreadable_and_refused(tmp_path):
+    from service.dicom import read_series
+
+    paths = write(series_datasets(3), tmp_path)
+    raw = paths[2].read_bytes()
+    tag = b"\x08\x00\x30\x00TM"  # StudyTime (0008,0030), VR TM, explicit VR little endian
+    assert raw.count(tag) == 1
+    paths[2].write_bytes(raw.replace(tag, b"\x08\x00\x30\x00T\x16"))  # an unknown VR
+    report = scan_folder(tmp_path)
+    assert report.skipped_by_reason == {"unreadable DICOM": 1}
+    assert report.series[0].instances == 2
+    with pytest.raises(DicomError, match=r"1 file\(s\) in the folder look damaged .*unreadable DICOM"):
+        read_series(tmp_path)
