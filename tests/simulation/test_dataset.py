@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from models.simulation.anatomy import Site
 from models.simulation.dataset import (
     DatasetOptions,
+    Task,
     iter_dataset,
     load_subject,
     subject_name,
@@ -64,9 +66,9 @@ def test_layout_and_loader(two: Path) -> None:
 
 
 @pytest.mark.slow
-def test_subject_i_is_identical_whatever_the_count(two: Path, tmp_path: Path) -> None:
+def test_subject_i_is_identical_whatever_the_count_and_workers(two: Path, tmp_path: Path) -> None:
     three = tmp_path / "three"
-    write_dataset(three, _options(3))
+    write_dataset(three, _options(3), workers=2)
     for i in range(2):
         a = load_subject(two / subject_name("mr-to-ct", "pelvis", i))
         b = load_subject(three / subject_name("mr-to-ct", "pelvis", i))
@@ -151,8 +153,8 @@ def test_options_are_validated() -> None:
 )
 def test_cbct_and_pet_tasks_write_loadable_subjects(tmp_path: Path, task: str, keys: set[str]) -> None:
     options = DatasetOptions(
-        task=task, site="brain", subjects=1, seed=3, downscale=2, drfs=(4,), file_format="mha"
-    )  # type: ignore[arg-type]
+        task=Task.parse(task), site=Site.BRAIN, subjects=1, seed=3, downscale=2, drfs=(4,), file_format="mha"
+    )
     (folder,) = write_dataset(tmp_path / task, options)
     subject = load_subject(folder, task)
     assert set(subject.images) == keys

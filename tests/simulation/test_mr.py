@@ -89,6 +89,6 @@ def test_params_are_validated() -> None:
     with pytest.raises(OptionError, match=r"te_ms .* must be shorter than tr_ms"):
         MRParams(tr_ms=10.0, te_ms=20.0)
     with pytest.raises(OptionError, match="weighting must be 't1' or 't2'"):
-        MRParams(weighting="pd")
+        MRParams(weighting="pd")  # type: ignore[arg-type]
     with pytest.raises(OptionError, match="b0_tesla must be one of"):
         MRParams(b0_tesla=7.0)
