@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import OptionError
+from service.errors import OptionError, RadTranslateError
 from service.inference.card import ModelCard, Task
 from service.inference.prediction import FloatArray, predict
 from service.inference.repository import ModelEntry, ModelRepository, RepositoryError
@@ -140,7 +140,17 @@ def _session(entry: ModelEntry, config: EngineConfig) -> Any:
             f"{entry.model_path}: needs one rank-4 input 'input' and one output 'output', got inputs "
             f"{[(i.name, i.shape) for i in inputs]}, outputs {[o.name for o in outputs]}: re-export it."
         )
+    batch, channels, height, width = inputs[0].shape
+    if any(isinstance(d, int) for d in (batch, height, width)) or channels != entry.card.context_slices:
+        raise RepositoryError(
+            f"{entry.model_path}: input shape must be [N, {entry.card.context_slices}, H, W] with dynamic N, "
+            f"H, W and the card's context_slices as C, got {inputs[0].shape}: export with dynamic axes."
+        )
     return session
+
+
+class InferenceError(RadTranslateError):
+    """ONNX Runtime failed while running a model (device memory, unsupported operator, ...)."""
 
 
 class Engine:
@@ -218,7 +228,14 @@ class Engine:
             batch = min(batch, entry.config.max_batch_size)
 
         def run_batch(x: FloatArray) -> FloatArray:
-            return np.asarray(session.run(["output"], {"input": x})[0])
+            try:
+                return np.asarray(session.run(["output"], {"input": x})[0])
+            except Exception as exc:  # onnxruntime's own exception types
+                raise InferenceError(
+                    f"ONNX Runtime failed running {card.name!r} v{card.version} on a batch of shape "
+                    f"{x.shape} ({type(exc).__name__}: {exc}): check the model export and device memory, "
+                    "or lower batch_size."
+                ) from exc
 
         timings: dict[str, float] = {}
         notes: list[str] = []

@@ -81,3 +81,43 @@ def test_progress_stages_in_order(tmp_path: Path) -> None:
     assert stages.index("inference") > stages.index("preprocess")
     inference = [f for s, f in seen if s == "inference"]
     assert inference == sorted(inference) and inference[-1] == 1.0
+
+
+def _identity_onnx(path: Path, shape: list, reshape_to: list[int] | None = None) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if reshape_to is None:
+        nodes, inits = [helper.make_node("Identity", ["input"], ["output"])], []
+    else:
+        nodes = [helper.make_node("Reshape", ["input", "shape"], ["output"])]
+        inits = [numpy_helper.from_array(np.array(reshape_to, np.int64), "shape")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H", "W"])], initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize(
+    ("shape", "context"),
+    [([1, 1, "H", "W"], 1), (["N", 1, 64, 64], 1), (["N", 1, "H", "W"], 3)],
+)
+def test_static_axes_or_channel_mismatch_are_refused(tmp_path: Path, shape: list, context: int) -> None:
+    write_model(tmp_path, card(context_slices=context), lambda p: _identity_onnx(p, shape))
+    with pytest.raises(RepositoryError, match=r"input shape must be \[N, \d, H, W\]"):
+        Engine(tmp_path).load()
+
+
+def test_onnx_runtime_failure_is_a_typed_error(tmp_path: Path) -> None:
+    from service.inference.engine import InferenceError
+
+    write_model(tmp_path, card(), lambda p: _identity_onnx(p, ["N", 1, "H", "W"], [-1, 1, 4, 4]))
+    engine = Engine(tmp_path)
+    ok = Volume(np.zeros((2, 4, 4), np.float32), spacing_mm=(1, 1, 1))
+    np.testing.assert_allclose(engine.translate(ok, model="cbct-test").volume.array, 0.0, atol=0.05)
+    with pytest.raises(InferenceError, match="ONNX Runtime failed running 'cbct-test' v1"):
+        engine.translate(Volume(np.zeros((2, 5, 5), np.float32), spacing_mm=(1, 1, 1)), model="cbct-test")
