@@ -100,7 +100,13 @@ def _check_cancel(cancel: threading.Event, stage: str) -> None:
         raise CancelledError(f"the call was cancelled before {stage}: nothing more was computed.")
 
 
-def decode_dicom(instances: Sequence[bytes], *, series_uid: str | None, modality: str | None) -> Volume:
+def decode_dicom(
+    instances: Sequence[bytes],
+    *,
+    series_uid: str | None,
+    modality: str | None,
+    cancel: threading.Event | None = None,
+) -> Volume:
     """Parse Part 10 bytes and read one series into a :class:`Volume`."""
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -109,6 +115,8 @@ def decode_dicom(instances: Sequence[bytes], *, series_uid: str | None, modality
 
     datasets = []
     for index, blob in enumerate(instances):
+        if cancel is not None:
+            _check_cancel(cancel, "decoding all instances")
         try:
             datasets.append(pydicom.dcmread(io.BytesIO(blob)))
         except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -123,7 +131,9 @@ def decode_dicom(instances: Sequence[bytes], *, series_uid: str | None, modality
     )
 
 
-def encode_dicom(volume: Volume, *, model_name: str, model_version: str) -> tuple[list[bytes], str]:
+def encode_dicom(
+    volume: Volume, *, model_name: str, model_version: str, cancel: threading.Event | None = None
+) -> tuple[list[bytes], str]:
     """Encode a derived series; returns the Part 10 bytes of each instance and the series UID."""
     from pydicom.filewriter import dcmwrite
 
@@ -132,6 +142,8 @@ def encode_dicom(volume: Volume, *, model_name: str, model_version: str) -> tupl
     datasets = encode_derived_series(volume, model_name=model_name, model_version=model_version)
     blobs = []
     for ds in datasets:
+        if cancel is not None:
+            _check_cancel(cancel, "encoding all instances")
         buffer = io.BytesIO()
         dcmwrite(buffer, ds, enforce_file_format=True)
         blobs.append(buffer.getvalue())
@@ -179,7 +191,9 @@ class TranslationCore:
         start = time.perf_counter()
         if isinstance(payload, DicomInput):
             progress("decode", 0.0)
-            volume = decode_dicom(payload.instances, series_uid=options.series_uid, modality=options.modality)
+            volume = decode_dicom(
+                payload.instances, series_uid=options.series_uid, modality=options.modality, cancel=cancel
+            )
             progress("decode", 1.0)
         else:
             volume = payload
@@ -229,7 +243,7 @@ class TranslationCore:
         if fmt == "dicom":
             progress("encode", 0.0)
             core.instances, core.output_series_uid = encode_dicom(
-                out_volume, model_name=core.model, model_version=core.version
+                out_volume, model_name=core.model, model_version=core.version, cancel=cancel
             )
             progress("encode", 1.0)
         else:
