@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
@@ -103,7 +104,7 @@ def card(**changes: Any) -> dict[str, Any]:
 def write_model(repo: Path, card_data: dict[str, Any], build: Any, *, max_batch_size: int = 8) -> Path:
     """Write ``<repo>/<name>/{config.pbtxt, card.json, <version>/model.onnx}``; ``build(path)``
     writes the ONNX file."""
-    folder = repo / card_data["name"]
+    folder: Path = repo / str(card_data["name"])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.pbtxt").write_text(
         render_config(card_data["name"], card_data["context_slices"], max_batch_size=max_batch_size)
@@ -113,9 +114,9 @@ def write_model(repo: Path, card_data: dict[str, Any], build: Any, *, max_batch_
     return folder
 
 
-def hu_to_norm(x: np.ndarray, low: float = -1024.0, high: float = 3071.0) -> np.ndarray:
+def hu_to_norm(x: npt.ArrayLike, low: float = -1024.0, high: float = 3071.0) -> np.ndarray:
     return 2.0 * (np.clip(np.asarray(x, np.float64), low, high) - low) / (high - low) - 1.0
 
 
-def norm_to_hu(y: np.ndarray, low: float = -1024.0, high: float = 3071.0) -> np.ndarray:
+def norm_to_hu(y: npt.ArrayLike, low: float = -1024.0, high: float = 3071.0) -> np.ndarray:
     return low + (np.asarray(y, np.float64) + 1.0) * (high - low) / 2.0

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from service.errors import CancelledError, InputError, NotFoundError, NumericError
 from service.inference import Engine, EngineConfig
-from service.volume import Volume
+from service.volume import Modality, Unit, Volume
 from tests.inference.helpers import (
     card,
     channel_model,
@@ -25,11 +26,11 @@ from tests.inference.helpers import (
 RNG = np.random.default_rng(1234)
 
 
-def ct(array: np.ndarray, spacing=(1.0, 1.0, 2.5)) -> Volume:
+def ct(array: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 2.5)) -> Volume:
     return Volume(array.astype(np.float32), spacing_mm=spacing, origin_mm=(-10.0, 5.0, 30.0))
 
 
-def linear_engine(tmp_path: Path, a: float, b: float, **card_changes) -> Engine:
+def linear_engine(tmp_path: Path, a: float, b: float, **card_changes: Any) -> Engine:
     data = card(**card_changes)
     write_model(tmp_path, data, lambda p: linear_model(p, data["context_slices"], a, b))
     return Engine(tmp_path, EngineConfig(intra_op_threads=1, batch_size=3))
@@ -48,7 +49,9 @@ def test_provider_and_result_metadata(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("shape", [(3, 17, 23), (5, 1, 30), (2, 33, 16)])
-def test_linear_model_gives_known_hu_on_input_grid_with_padding(tmp_path: Path, shape) -> None:
+def test_linear_model_gives_known_hu_on_input_grid_with_padding(
+    tmp_path: Path, shape: tuple[int, int, int]
+) -> None:
     a, b = 0.5, 0.1
     engine = linear_engine(tmp_path, a, b, size_multiple=16)
     x = RNG.uniform(-1024, 3071, shape).astype(np.float32)
@@ -152,7 +155,7 @@ def test_cancel_stops_between_batches(tmp_path: Path) -> None:
 
 def test_wrong_modality_is_refused_naming_both(tmp_path: Path) -> None:
     engine = linear_engine(tmp_path, 1.0, 0.0)
-    mr = Volume(np.ones((2, 4, 4), np.float32), spacing_mm=(1, 1, 1), modality="MR", unit="MR_AU")
+    mr = Volume(np.ones((2, 4, 4), np.float32), spacing_mm=(1, 1, 1), modality=Modality.MR, unit=Unit.MR_AU)
     with pytest.raises(InputError, match=r"expects CT in HU, got MR in MR_AU"):
         engine.translate(mr, model="cbct-test")
 

@@ -8,7 +8,7 @@ import pytest
 from service.errors import InputError
 from service.inference.masking import MaskKind, MaskSpec, body_mask, parse_mask_spec
 from service.inference.spec import SpecError
-from service.volume import Volume
+from service.volume import Modality, Unit, Volume
 
 
 def phantom(background: float, body: float, hole: float) -> tuple[np.ndarray, np.ndarray]:
@@ -32,7 +32,7 @@ def test_ct_threshold_keeps_the_body_fills_holes_drops_the_couch() -> None:
 
 def test_mr_relative_threshold() -> None:
     array, expected = phantom(2.0, 400.0, 5.0)
-    vol = Volume(array, spacing_mm=(1, 1, 2), modality="MR", unit="MR_AU")
+    vol = Volume(array, spacing_mm=(1, 1, 2), modality=Modality.MR, unit=Unit.MR_AU)
     spec = parse_mask_spec(None, {"kind": "relative_threshold", "reference_percentile": 98, "fraction": 0.1},
                            "MR")
     np.testing.assert_array_equal(body_mask(vol, spec), expected)
@@ -41,7 +41,7 @@ def test_mr_relative_threshold() -> None:
 def test_pet_smoothed_threshold_is_a_filled_smooth_region() -> None:
     array, expected = phantom(0.0, 1.0, 0.0)
     array[:, 29:31] = 0.0
-    vol = Volume(array, spacing_mm=(2, 2, 2), modality="PT", unit="SUVbw")
+    vol = Volume(array, spacing_mm=(2, 2, 2), modality=Modality.PT, unit=Unit.SUVBW)
     mask = body_mask(vol, MaskSpec(MaskKind.SMOOTHED_THRESHOLD, sigma_mm=2.0, threshold=0.5))
     # Smoothing moves the edge by at most a voxel; the hole is filled.
     assert mask[:, 14, 20].all()
@@ -53,7 +53,7 @@ def test_empty_mask_and_wrong_modality_are_refused() -> None:
     vol = Volume(np.full((2, 4, 4), -1000.0), spacing_mm=(1, 1, 1))
     with pytest.raises(InputError, match="empty"):
         body_mask(vol, MaskSpec(MaskKind.HU_THRESHOLD, threshold_hu=-500))
-    mr = Volume(np.ones((2, 4, 4)), spacing_mm=(1, 1, 1), modality="MR", unit="MR_AU")
+    mr = Volume(np.ones((2, 4, 4), np.float32), spacing_mm=(1, 1, 1), modality=Modality.MR, unit=Unit.MR_AU)
     with pytest.raises(InputError, match="needs a CT volume, got MR"):
         body_mask(mr, MaskSpec(MaskKind.HU_THRESHOLD, threshold_hu=-500))
     with pytest.raises(SpecError, match="is for CT inputs"):

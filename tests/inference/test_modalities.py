@@ -9,7 +9,7 @@ import pytest
 
 from service.errors import InputError
 from service.inference import Engine, RepositoryError
-from service.volume import Volume
+from service.volume import Modality, Unit, Volume
 from tests.inference.helpers import card, linear_model, norm_to_hu, write_model
 
 PET_IO = {"modality": "PT", "unit": "SUVbw", "normalisation": {"kind": "suv_log", "scale": 2.0}}
@@ -27,7 +27,7 @@ def test_pet_suv_log_chain_and_background(tmp_path: Path) -> None:
     write_model(tmp_path, pet_card(), lambda p: linear_model(p, 1, a, b))
     x = np.zeros((3, 10, 12), np.float32)
     x[:, 2:8, 3:9] = np.linspace(0.1, 20.0, 36, dtype=np.float32).reshape(6, 6)
-    pet = Volume(x, spacing_mm=(4.0, 4.0, 3.0), modality="PT", unit="SUVbw")
+    pet = Volume(x, spacing_mm=(4.0, 4.0, 3.0), modality=Modality.PT, unit=Unit.SUVBW)
     out = Engine(tmp_path).translate(pet, task="pet-denoise").volume
     inside = x > 0.05
     expected = np.clip(2.0 * np.expm1(a * np.log1p(x.astype(np.float64) / 2.0) + b), 0, 50)
@@ -38,7 +38,7 @@ def test_pet_suv_log_chain_and_background(tmp_path: Path) -> None:
 
 def test_pet_in_bq_per_ml_is_refused(tmp_path: Path) -> None:
     write_model(tmp_path, pet_card(), lambda p: linear_model(p, 1, 1.0, 0.0))
-    pet = Volume(np.ones((2, 4, 4), np.float32), spacing_mm=(4, 4, 3), modality="PT", unit="Bq/ml")
+    pet = Volume(np.ones((2, 4, 4), np.float32), spacing_mm=(4, 4, 3), modality=Modality.PT, unit=Unit.BQML)
     with pytest.raises(InputError, match="expects PT in SUVbw, got PT in Bq/ml"):
         Engine(tmp_path).translate(pet, task="pet-denoise")
 
@@ -54,7 +54,7 @@ def test_mr_percentiles_map_the_body_to_the_ct_range(tmp_path: Path) -> None:
     write_model(tmp_path, mr_card, lambda p: linear_model(p, 1, 1.0, 0.0))
     x = np.full((2, 10, 10), 3.0, np.float32)  # background noise floor, outside the mask
     x[:, 2:8, 2:8] = np.linspace(100, 600, 36, dtype=np.float32).reshape(6, 6)
-    mr = Volume(x, spacing_mm=(1, 1, 3), modality="MR", unit="MR_AU")
+    mr = Volume(x, spacing_mm=(1, 1, 3), modality=Modality.MR, unit=Unit.MR_AU)
     out = Engine(tmp_path).translate(mr, model="mr-test").volume
     inside = x > 60
     # Inside the body: p0 = 100 -> -1 -> -1024 HU; p100 = 600 -> 1 -> 3071 HU; linear between.
@@ -83,7 +83,7 @@ def test_progress_stages_in_order(tmp_path: Path) -> None:
     assert inference == sorted(inference) and inference[-1] == 1.0
 
 
-def _identity_onnx(path: Path, shape: list, reshape_to: list[int] | None = None) -> None:
+def _identity_onnx(path: Path, shape: list[int | str], reshape_to: list[int] | None = None) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -106,7 +106,9 @@ def _identity_onnx(path: Path, shape: list, reshape_to: list[int] | None = None)
     ("shape", "context"),
     [([1, 1, "H", "W"], 1), (["N", 1, 64, 64], 1), (["N", 1, "H", "W"], 3)],
 )
-def test_static_axes_or_channel_mismatch_are_refused(tmp_path: Path, shape: list, context: int) -> None:
+def test_static_axes_or_channel_mismatch_are_refused(
+    tmp_path: Path, shape: list[int | str], context: int
+) -> None:
     write_model(tmp_path, card(context_slices=context), lambda p: _identity_onnx(p, shape))
     with pytest.raises(RepositoryError, match=r"input shape must be \[N, \d, H, W\]"):
         Engine(tmp_path).load()

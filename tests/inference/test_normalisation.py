@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -95,7 +97,7 @@ def test_percentile_refuses_an_empty_mask_and_no_contrast() -> None:
         ({"kind": "suv_log", "scale": 1, "offset": 2}, "unknown field(s) ['offset']"),
     ],
 )
-def test_malformed_normalisation_names_the_field(obj: dict, field: str) -> None:
+def test_malformed_normalisation_names_the_field(obj: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError) as info:
         parse_normalisation(None, obj)
     assert field in str(info.value)

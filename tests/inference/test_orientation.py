@@ -16,6 +16,11 @@ from tests.inference.helpers import card, conv_model, write_model
 SPACING = (0.5, 0.7, 2.0)  # canonical x, y, z (mm)
 
 
+def lps(volume: Volume, ijk: list[int]) -> tuple[float, float, float]:
+    x, y, z = (float(v) for v in volume.index_to_lps(ijk))
+    return (x, y, z)
+
+
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
     # 2.5D, asymmetric in x, y and across slices: any wrong axis order or flip changes the output.
@@ -41,7 +46,7 @@ def test_sagittal_storage_gives_the_same_physical_result(engine: Engine, canonic
     direction = np.zeros((3, 3))
     direction[1, 0], direction[2, 1], direction[0, 2] = 1.0, -1.0, 1.0
     sagittal = Volume(stored, spacing_mm=(SPACING[1], SPACING[2], SPACING[0]),
-                      origin_mm=canonical.index_to_lps([0, 0, nz - 1]), direction=direction)
+                      origin_mm=lps(canonical, [0, 0, nz - 1]), direction=direction)
     assert np.allclose(sagittal.index_to_lps([3, 1, 2]), canonical.index_to_lps([2, 3, nz - 2]))
     reference = engine.translate(canonical, model="cbct-test")
     result = engine.translate(sagittal, model="cbct-test")
@@ -55,7 +60,7 @@ def test_sagittal_storage_gives_the_same_physical_result(engine: Engine, canonic
 def test_flipped_in_plane_axes_give_the_same_physical_result(engine: Engine, canonical: Volume) -> None:
     _, ny, nx = canonical.shape
     flipped = Volume(np.flip(canonical.array, axis=(1, 2)), spacing_mm=SPACING,
-                     origin_mm=canonical.index_to_lps([nx - 1, ny - 1, 0]),
+                     origin_mm=lps(canonical, [nx - 1, ny - 1, 0]),
                      direction=np.diag([-1.0, -1.0, 1.0]))
     reference = engine.translate(canonical, model="cbct-test").volume.array
     result = engine.translate(flipped, model="cbct-test").volume.array

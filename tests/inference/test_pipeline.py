@@ -38,7 +38,7 @@ def nifti(tmp_path: Path) -> tuple[Path, Volume]:
 
 
 def expected(x: np.ndarray) -> np.ndarray:
-    return np.clip(norm_to_hu(A * hu_to_norm(x) + B), -1024, 3071)
+    return np.asarray(np.clip(norm_to_hu(A * hu_to_norm(x) + B), -1024, 3071))
 
 
 @pytest.mark.parametrize("suffix", [".mha", ".nii"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_a_valid_card_parses_into_typed_fields() -> None:
         ),
     ],
 )
-def test_malformed_card_names_the_field(changes: dict, message: str) -> None:
+def test_malformed_card_names_the_field(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(CardError) as info:
         parse_card(card(**changes), source="x/card.json")
     assert str(info.value).startswith("x/card.json: ")

@@ -39,7 +39,9 @@ def test_resampling_reproduces_ramps_where_no_clamping_occurs(n: int, s: float, 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 200), st.integers(1, 200), st.integers(16, 128), st.data())
-def test_windows_cover_every_pixel_with_positive_weights(h: int, w: int, size: int, data) -> None:
+def test_windows_cover_every_pixel_with_positive_weights(
+    h: int, w: int, size: int, data: st.DataObject
+) -> None:
     overlap = data.draw(st.integers(0, size - 1))
     wins = tiling.windows(h, w, size, overlap)
     total = np.zeros((h, w))
