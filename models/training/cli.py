@@ -6,9 +6,10 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from models.networks import GeneratorSpec
+if TYPE_CHECKING:  # the CLI registers without importing torch/monai
+    from models.networks import GeneratorSpec
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def register(subparsers: Any) -> None:
 
 
 def _generator(args: argparse.Namespace) -> GeneratorSpec | None:
+    from models.networks import GeneratorSpec
     from models.training.config import PRESETS
     from service.inference.card import Task
 
