@@ -81,17 +81,18 @@ class Grid:
         )
 
 
-#: Default grids (documented in docs/simulation.md): head 128x128 px of 2 mm x 56 slices of 3 mm
-#: (256 x 256 x 168 mm); pelvis 192 (x) by 144 (y) px of 2.5 mm x 48 slices of 3 mm (480 x 360 x 144 mm),
-#: wide enough for the hips of a large adult after the random scaling.
+#: Default grids (documented in docs/simulation.md):
+#: head 128 x 128 px of 2 mm x 64 slices of 3 mm (256 x 256 x 192 mm: vertex to below the
+#: cerebellum for heads scaled up to 1.1); pelvis 192 (x) by 144 (y) px of 2.5 mm x 48 slices
+#: of 3 mm (480 x 360 x 144 mm), wide enough for the hips of a large adult after random scaling.
 SITE_GRIDS: dict[Site, Grid] = {
-    Site.BRAIN: Grid((56, 128, 128), (2.0, 2.0, 3.0)),
+    Site.BRAIN: Grid((64, 128, 128), (2.0, 2.0, 3.0)),
     Site.PELVIS: Grid((48, 144, 192), (2.5, 2.5, 3.0)),
 }
 
 
 #: MNI152 point (LPS mm) at the head grid's centre: brain centre in y, skull vertex inside the top slice.
-HEAD_CENTRE_MM: tuple[float, float, float] = (0.0, 17.0, 12.0)
+HEAD_CENTRE_MM: tuple[float, float, float] = (0.0, 17.0, 16.0)
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,8 @@ def _body(canvas: _Canvas, rng: np.random.Generator, cavity_y: float) -> None:
     """Skin, subcutaneous fat, muscle compartment and the fat of the pelvic cavity, slice by slice."""
     u = rng.uniform
     a0, b0, y0 = u(145, 180), u(100, 128), u(-5, 10)
+    # Front (abdomen, y < y0) and back (buttocks) differ in depth: per-row AP semi-axis factor.
+    depth = np.where(canvas.axes[1][:, None] < y0, u(0.85, 1.05), u(0.95, 1.15))
     taper = u(-0.05, 0.08)
     skin, fat_lat, fat_ap = u(1.5, 2.5), u(10, 40), u(10, 35)
     floor = u(-48, -38)
@@ -172,7 +174,7 @@ def _body(canvas: _Canvas, rng: np.random.Generator, cavity_y: float) -> None:
         )
         row = canvas.labels[k]
         for sa, sb, tissue in layers:
-            row[(x / sa) ** 2 + ((y - y0) / sb) ** 2 <= 1.0] = tissue
+            row[(x / sa) ** 2 + ((y - y0) / (sb * depth)) ** 2 <= 1.0] = tissue
         if z > floor:
             grow = 1.0 + max(z - 20.0, 0.0) / 80.0  # the false pelvis widens above the inlet
             ca, cb = cavity_a * grow, cavity_b * min(grow, 1.3)

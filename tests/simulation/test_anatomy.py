@@ -64,7 +64,8 @@ def test_body_mask_holds_the_body_and_internal_air(pelvis: Anatomy) -> None:
 
 
 def test_head_grid_and_lesions_inside_brain(head: Anatomy) -> None:
-    assert head.shape == (56, 128, 128)
+    assert head.shape == (64, 128, 128)
+    assert not head.body[-1].any()  # the vertex is inside the field of view
     assert head.grid.spacing_mm == (2.0, 2.0, 3.0)
     if head.lesions.any():
         assert head.body[head.lesions > 0].all()

@@ -22,7 +22,7 @@ def test_simulate_two_tiny_subjects(tmp_path: Path, capsys: pytest.CaptureFixtur
     for folder in folders:
         subject = load_subject(folder, "mr-to-ct")
         assert (folder / "ct.mha").is_file()
-        assert subject.images["ct"].shape == (28, 64, 64)
+        assert subject.images["ct"].shape == (32, 64, 64)
     # a second run into the same folder is refused, --resume completes it (nothing to do)
     assert main(args) == EXIT_OUTPUT
     assert "pass --resume" in capsys.readouterr().err
