@@ -33,7 +33,7 @@ from service.inference.card import ModelCard
 from service.inference.masking import body_mask
 from service.inference.normalisation import denormalise, fit_normalisation, normalise
 from service.inference.orientation import from_canonical, plan, to_canonical
-from service.inference.resample import to_input_grid, to_model_grid
+from service.inference.resample import model_size, to_input_grid, to_model_grid
 from service.volume import Volume
 
 FloatArray = npt.NDArray[np.float32]
@@ -42,6 +42,9 @@ Progress = Callable[[str, float], None]
 
 #: Obliquity (degrees from the nearest patient axis) above which a note is returned.
 OBLIQUE_NOTE_DEG = 5.0
+
+#: Largest model-grid size (pixels per in-plane axis) accepted; beyond it memory would explode.
+MAX_MODEL_GRID_PX = 4096
 
 
 def check_input(volume: Volume, card: ModelCard) -> None:
@@ -73,6 +76,18 @@ def _check_batch(y: FloatArray, shape: tuple[int, ...], card: ModelCard) -> Floa
             "NaN/infinite value(s): the model is numerically unstable on this input; report it."
         )
     return np.asarray(y, dtype=np.float32)
+
+
+def _check_model_grid(work: Volume, card: ModelCard) -> None:
+    (sx, sy, _), (tx, ty) = work.spacing_mm, card.in_plane_spacing_mm
+    _, ny, nx = work.shape
+    size = (model_size(nx, sx, tx), model_size(ny, sy, ty))
+    if max(size) > MAX_MODEL_GRID_PX:
+        raise InputError(
+            f"resampling the {nx}x{ny} slices at {sx:g}x{sy:g} mm to the model's {tx:g}x{ty:g} mm gives "
+            f"{size[0]}x{size[1]} pixels, above the limit {MAX_MODEL_GRID_PX}: check the input's pixel "
+            "spacing, or crop the input."
+        )
 
 
 def _infer(padded: FloatArray, card: ModelCard, run_batch: RunBatch, batch_size: int,
@@ -156,6 +171,7 @@ def predict(volume: Volume, card: ModelCard, run_batch: RunBatch, *, batch_size:
             f"input slices are {orientation.obliquity_deg:.1f} degrees oblique to the nearest patient axis; "
             "the model was trained on axial slices: review the result"
         )
+    _check_model_grid(work, card)
     mask = body_mask(work, card.body_mask)
     x = normalise(work.array, fit_normalisation(card.input.normalisation, work.array, mask))
     spacing_xy = (work.spacing_mm[0], work.spacing_mm[1])

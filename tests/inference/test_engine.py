@@ -236,3 +236,9 @@ def test_cuda_provider_options_when_cuda_is_available(monkeypatch: pytest.Monkey
     ]
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
     assert _providers(EngineConfig()) == ["CPUExecutionProvider"]
+
+
+def test_absurd_resampling_is_refused_before_work(tmp_path: Path) -> None:
+    engine = linear_engine(tmp_path, 1.0, 0.0, in_plane_spacing_mm=[0.1, 0.1])
+    with pytest.raises(InputError, match="above the limit 4096"):
+        engine.translate(ct(np.zeros((1, 100, 50)), spacing=(5.0, 5.0, 5.0)), model="cbct-test")
