@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +56,23 @@ def _pad(norm: dict[str, Any]) -> float:
 def _save(path: Path, payload: dict[str, Any]) -> None:
     with atomic_file(path, overwrite=True) as tmp:
         torch.save(payload, tmp)
+
+
+def _record_timing(path: Path, seconds: float, epochs: int) -> None:
+    """Accumulate wall time over a run and its resumptions, with the hardware it ran on."""
+    previous = json.loads(path.read_text()) if path.exists() else {"seconds_total": 0.0, "sessions": []}
+    session = {
+        "seconds": round(seconds, 1),
+        "epochs": epochs,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": "cpu",
+    }
+    previous["sessions"].append(session)
+    previous["seconds_total"] = round(previous["seconds_total"] + seconds, 1)
+    with atomic_file(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(previous, indent=2) + "\n")
 
 
 def _best_payload(
@@ -191,6 +210,7 @@ def train(
         log.info("epoch %d: %s", epoch + 1, record)
     if not val_subjects:
         _save(best_path, _best_payload(config, family.export_module(), config.epochs, None))
+    _record_timing(config.out / "timing.json", time.perf_counter() - started, config.epochs - start_epoch)
     return TrainResult(
         epochs_run=config.epochs - start_epoch,
         best_val_mae=best_mae,
