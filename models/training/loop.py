@@ -60,7 +60,9 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
 
 def _record_timing(path: Path, seconds: float, epochs: int) -> None:
     """Accumulate wall time over a run and its resumptions, with the hardware it ran on."""
-    previous = json.loads(path.read_text()) if path.exists() else {"seconds_total": 0.0, "sessions": []}
+    previous: dict[str, Any] = (
+        json.loads(path.read_text()) if path.exists() else {"seconds_total": 0.0, "sessions": []}
+    )
     session = {
         "seconds": round(seconds, 1),
         "epochs": epochs,
