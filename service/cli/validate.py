@@ -191,7 +191,7 @@ def run_gamma(args: argparse.Namespace) -> int:
             f"{r.points_evaluated - r.points_passed:>9}{r.points_without_evaluated_dose:>11}"
         )
     print(
-        f"{options.normalisation.value} normalisation {result.normalisation_dose:.4g} Gy, "
+        f"{options.normalisation_mode.value} normalisation {result.normalisation_dose:.4g} Gy, "
         f"cutoff {result.cutoff_dose:.4g} Gy"
     )
     if args.json:

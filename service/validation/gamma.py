@@ -119,7 +119,7 @@ class GammaOptions:
     """
 
     criteria: tuple[GammaCriterion, ...]
-    normalisation: Normalisation = Normalisation.GLOBAL
+    normalisation: Normalisation | str = Normalisation.GLOBAL
     normalisation_dose: float | None = None
     cutoff_percent: float = 10.0
     interp_fraction: int = 10
@@ -146,7 +146,7 @@ class GammaOptions:
             raise OptionError(
                 f"cutoff_percent must be in [0, 100), got {self.cutoff_percent!r}: pass e.g. 10."
             )
-        if self.normalisation is Normalisation.LOCAL and self.cutoff_percent <= 0:
+        if self.normalisation_mode is Normalisation.LOCAL and self.cutoff_percent <= 0:
             raise OptionError(
                 "cutoff_percent must be > 0 with local normalisation (the criterion is a percentage "
                 f"of the local dose, which may be 0), got {self.cutoff_percent!r}: pass e.g. 10."
@@ -162,10 +162,15 @@ class GammaOptions:
         if not (np.isfinite(self.max_gamma) and 1 <= self.max_gamma <= 10):
             raise OptionError(f"max_gamma must be in [1, 10], got {self.max_gamma!r}: pass e.g. 2.")
 
+    @property
+    def normalisation_mode(self) -> Normalisation:
+        """``normalisation`` as the enum (it is converted on construction)."""
+        return Normalisation.parse(self.normalisation)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "criteria": [str(c) for c in self.criteria],
-            "normalisation": self.normalisation.value,
+            "normalisation": self.normalisation_mode.value,
             "normalisation_dose": self.normalisation_dose,
             "cutoff_percent": self.cutoff_percent,
             "interp_fraction": self.interp_fraction,
@@ -315,7 +320,7 @@ def gamma(
     search = compiled or gamma_kernel.search_numpy
     results = []
     for criterion in options.criteria:
-        if options.normalisation is Normalisation.LOCAL:
+        if options.normalisation_mode is Normalisation.LOCAL:
             tol = criterion.dose_percent / 100.0 * dose_ref
         else:
             tol = np.full(dose_ref.shape, criterion.dose_percent / 100.0 * norm)

@@ -39,7 +39,7 @@ def test_parse_criterion() -> None:
 def test_options_validated_once() -> None:
     options = GammaOptions(criteria="3%/2mm,2%/2mm", normalisation="LOCAL")
     assert options.criteria == (GammaCriterion(3, 2), GammaCriterion(2, 2))
-    assert options.normalisation.value == "local"
+    assert options.normalisation_mode.value == "local"
     for bad in (
         {"interp_fraction": 0},
         {"max_gamma": 0.5},

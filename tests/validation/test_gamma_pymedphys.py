@@ -40,7 +40,7 @@ def _pymedphys_rate(axes_ref, ref, axes_ev, ev, options: GammaOptions, criterion
         lower_percent_dose_cutoff=options.cutoff_percent,
         interp_fraction=options.interp_fraction,
         max_gamma=options.max_gamma,
-        local_gamma=options.normalisation.value == "local",
+        local_gamma=options.normalisation_mode.value == "local",
         global_normalisation=options.normalisation_dose,
         random_subset=None,
         interp_algo=_interp_algo(),
