@@ -154,12 +154,16 @@ def head_atlas(rng: np.random.Generator) -> Atlas:
         labels[outside & (distance > previous) & (distance <= edge)] = tissue
         previous = float(edge)
     skull_out = float(edges[-1])
-    nz, _, nx = labels.shape
+    nz, ny, nx = labels.shape
     z = np.arange(nz) + origin[2]
+    y = np.arange(ny) + origin[1]
     x = np.arange(nx) + origin[0]
-    # Temporalis: on the sides (|x| > 40 mm), between z = -20 and +45 mm (MNI), tapering upwards.
-    temporal = (np.abs(x)[None, None, :] > 40.0) & ((z > -20.0) & (z < 45.0))[:, None, None]
-    muscle_edge = skull_out + np.where(temporal, muscle_t, 0.0)
+    # Temporalis over the temporal fossa (MNI, LPS mm): full thickness around y = +15, z = +10,
+    # thinning smoothly to nothing 50 mm away in y, 40 mm in z, and medially of |x| = 40 mm.
+    profile_z = np.clip(1.0 - ((z - 10.0) / 40.0) ** 2, 0.0, 1.0)[:, None, None]
+    profile_y = np.clip(1.0 - ((y - 15.0) / 50.0) ** 2, 0.0, 1.0)[None, :, None]
+    profile_x = np.clip((np.abs(x) - 40.0) / 20.0, 0.0, 1.0)[None, None, :]
+    muscle_edge = (skull_out + muscle_t * (profile_z * profile_y * profile_x)).astype(np.float32)
     labels[outside & (distance > skull_out) & (distance <= muscle_edge)] = Tissue.MUSCLE
     fat_edge = muscle_edge + fat_t
     labels[outside & (distance > muscle_edge) & (distance <= fat_edge)] = Tissue.FAT
