@@ -310,8 +310,8 @@ def gamma(
     lifted_ref = _lift(ax_ref)
     lifted_ev = _lift(ax_ev)
     evaluated = ev.reshape([a.size for a in lifted_ev])
-    mesh = np.meshgrid(*lifted_ref, indexing="ij")
-    points = np.stack([m.reshape(ref.shape)[mask] for m in mesh], axis=1)
+    index = np.nonzero(mask.reshape([a.size for a in lifted_ref]))
+    points = np.stack([axis[i] for axis, i in zip(lifted_ref, index, strict=True)], axis=1)
     dose_ref = ref[mask]
     first = np.array([a[0] for a in lifted_ev])
     last = np.array([a[-1] for a in lifted_ev])
