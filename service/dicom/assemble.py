@@ -161,6 +161,8 @@ def build_volume(datasets: Sequence[Dataset], options: ReadOptions) -> Volume:
         s = slices[index]
         slope, intercept = _slope_intercept(s, modality)
         array[k] = rescale(frames[s.instance_index][s.frame_index], slope, intercept, s.label)
+    if any(_text(ds, "LossyImageCompression") == "01" for ds in datasets):
+        log.warning("series %s has undergone lossy compression (LossyImageCompression 01)", hash_uid(series))
     unit = _UNITS.get(modality, options.pet_unit)
     seen: list[int] = []  # instances in slice order, each once (one per slice unless multi-frame)
     for i in geometry.order:

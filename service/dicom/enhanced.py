@@ -1,4 +1,7 @@
-"""Per-slice geometry of an instance: classic single-frame, or enhanced multi-frame.
+"""Per-slice geometry of an instance (classic single-frame or enhanced multi-frame), parsed safely.
+
+Header values are read through :func:`element` and :func:`numbers`, which turn any corrupt
+value into a typed error naming the tag and the instance.
 
 An enhanced (multi-frame) CT/MR/PET instance stores the geometry of each frame in its
 functional groups: PlanePositionSequence (ImagePositionPatient), PlaneOrientationSequence
@@ -11,16 +14,76 @@ by the geometry checks (:mod:`service.dicom.series`) with the missing tag named.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
 
-from service.dicom.series import SliceInfo, element, iop_of, ipp_of, pixel_spacing_of, scalar_of
-from service.errors import DicomError
+from service.dicom.series import SliceInfo
+from service.errors import DicomError, SeriesGeometryError
 from service.logs import hash_uid
 
 #: The most frames accepted in one instance (a guard against corrupt NumberOfFrames).
 MAX_FRAMES = 65535
+
+
+def element(ds: Any, keyword: str, where: str) -> Any:
+    """``ds.get(keyword)``, turning any parsing failure of a corrupt element into :class:`DicomError`."""
+    try:
+        return ds.get(keyword)
+    except Exception as exc:  # pydicom raises many types on corrupt values
+        raise DicomError(
+            f"{keyword} of {where} cannot be parsed ({type(exc).__name__}): the header is corrupt; "
+            "export the series again from the source system."
+        ) from exc
+
+
+def numbers(value: Any, count: int, *, name: str, where: str) -> tuple[float, ...] | None:
+    """``count`` finite floats from a DICOM multi-valued element, ``None`` if absent.
+
+    Raises
+    ------
+    SeriesGeometryError
+        When the value is present but not ``count`` finite numbers.
+    """
+    if value is None or value == "":
+        return None
+    items = value if isinstance(value, Sequence) and not isinstance(value, str | bytes) else [value]
+    try:
+        out = tuple(float(v) for v in items)
+    except (TypeError, ValueError, OverflowError):
+        out = ()
+    if len(out) != count or not all(math.isfinite(v) for v in out):
+        raise SeriesGeometryError(
+            f"{name} of {where} must be {count} finite numbers, got {str(value)[:80]!r}: "
+            "the header is corrupt; export the series again from the source system."
+        )
+    return out
+
+
+def ipp_of(value: Any, where: str) -> tuple[float, float, float] | None:
+    """ImagePositionPatient as three floats (mm), ``None`` if absent."""
+    v = numbers(value, 3, name="ImagePositionPatient", where=where)
+    return None if v is None else (v[0], v[1], v[2])
+
+
+def iop_of(value: Any, where: str) -> tuple[float, float, float, float, float, float] | None:
+    """ImageOrientationPatient as six floats, ``None`` if absent."""
+    v = numbers(value, 6, name="ImageOrientationPatient", where=where)
+    return None if v is None else (v[0], v[1], v[2], v[3], v[4], v[5])
+
+
+def pixel_spacing_of(value: Any, where: str) -> tuple[float, float] | None:
+    """PixelSpacing ``(row spacing, column spacing)`` in mm, ``None`` if absent."""
+    v = numbers(value, 2, name="PixelSpacing", where=where)
+    return None if v is None else (v[0], v[1])
+
+
+def scalar_of(value: Any, name: str, where: str) -> float | None:
+    """A single finite number, ``None`` if absent."""
+    v = numbers(value, 1, name=name, where=where)
+    return None if v is None else v[0]
 
 
 def instance_label(ds: Dataset, index: int) -> str:
