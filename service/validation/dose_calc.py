@@ -95,31 +95,31 @@ class _Fan:
         self.to_index = np.linalg.inv(ct.direction * np.asarray(ct.spacing_mm)[None, :])
         self.origin = np.asarray(ct.origin_mm)
         self.depth = self._trace(density)
-
-    def _index_terms(self, a: F64, b: F64, s: F64) -> list[F64]:
-        """CT index coordinates (i, j, k) of ray samples; a, b, s broadcast against each other."""
-        scale = s / self.model.sad_mm if self.model.divergent else np.ones_like(s)
-        out = []
-        for row in self.to_index:  # one CT index axis at a time, to keep temporaries small
-            start = float(row @ (self.source - self.origin))
-            out.append(start + s * float(row @ self.d) + (scale * a) * float(row @ self.u)
-                       + (scale * b) * float(row @ self.v))  # fmt: skip
-        return out
+        # the field edges, tabulated every 0.05 mm (linear interpolation error < 1e-5)
+        self.edge_x = np.linspace(-self.half, self.half, int(np.ceil(2 * self.half / 0.05)) + 1)
+        self.edge_p, self.edge_s = model.edges(self.edge_x, beam.field_size_mm)
 
     def _trace(self, density: npt.NDArray[np.float32]) -> F64:
         a = self.lat[:, None, None]
         b = self.lat[None, :, None]
         s = self.s[None, None, :]
-        i, j, k = (np.broadcast_to(c, (a.size, b.size, s.size)) for c in self._index_terms(a, b, s))
-        coords = np.stack([k.ravel(), j.ravel(), i.ravel()])  # (k, j, i) for a (z, y, x) array
-        rho = ndimage.map_coordinates(density, coords, order=1, mode="constant", cval=0.0)
-        rho = rho.reshape(a.size, b.size, s.size).astype(np.float64)
+        scale = s / self.model.sad_mm if self.model.divergent else np.ones_like(s)
+        coords = np.empty((3, a.size, b.size, s.size))  # (k, j, i) for a (z, y, x) array
+        for axis, row in zip((2, 1, 0), self.to_index, strict=True):  # CT index i, j, k
+            start = float(row @ (self.source - self.origin))
+            out = coords[axis]
+            np.add(start + s * float(row @ self.d), (scale * a) * float(row @ self.u), out=out)
+            out += (scale * b) * float(row @ self.v)
+        rho = ndimage.map_coordinates(density, coords.reshape(3, -1), order=1, mode="constant", cval=0.0)
+        del coords
         if self.model.divergent:
             stretch = np.sqrt(1.0 + (a**2 + b**2) / self.model.sad_mm**2)
         else:
             stretch = np.ones((a.size, b.size, 1))
-        path = rho * (self.model.step_mm * stretch)
-        return np.asarray(np.cumsum(path, axis=2) - 0.5 * path, dtype=np.float64)
+        path = rho.reshape(a.size, b.size, s.size) * (self.model.step_mm * stretch)
+        depth = np.cumsum(path, axis=2)
+        depth -= 0.5 * path
+        return depth
 
     def beam_coordinates(self, points: F64) -> tuple[F64, F64, F64]:
         """Isocentre-plane offsets a, b (mm) and source distance s (mm) of LPS points (N, 3)."""
@@ -141,8 +141,12 @@ class _Fan:
         ])  # fmt: skip
         depth = ndimage.map_coordinates(self.depth, coords, order=1, mode="nearest")
         isq = (self.model.sad_mm / s) ** 2 if self.model.divergent else 1.0
-        dose = (self.model.depth_dose(depth) * isq * self.model.profile(a, self.field)
-                * self.model.profile(b, self.field))  # fmt: skip
+        profiles = []
+        for x in (a, b):
+            primary = np.interp(x, self.edge_x, self.edge_p)
+            broad = np.interp(x, self.edge_x, self.edge_s)
+            profiles.append(self.model.combine(primary, broad, depth, self.field))
+        dose = self.model.depth_dose(depth) * isq * profiles[0] * profiles[1]
         out[inside] = dose
         return out
 

@@ -46,10 +46,10 @@ def test_water_depth_dose_follows_the_model_and_falls_past_dmax(water: Volume) -
     y = ph.axis_mm("y")
     depth = y - ph.SURFACE_Y_MM
     cax = central_axis(result.dose)
-    expected = result.beam_weights[0] * PARALLEL.depth_dose(depth) * PARALLEL.profile(0.0, 100.0) ** 2
+    expected = result.beam_weights[0] * PARALLEL.depth_dose(depth) * PARALLEL.profile(0.0, 100.0, depth) ** 2
     beyond_buildup = (depth > 20) & (depth < 200)
     np.testing.assert_allclose(cax[beyond_buildup], expected[beyond_buildup], rtol=5e-3)
-    assert PARALLEL.dmax_mm == pytest.approx(15.0, abs=0.5)
+    assert 12.0 <= PARALLEL.dmax_mm <= 16.0  # 6 MV: dmax 12-16 mm (the default model: 13 mm)
     past_dmax = cax[(depth > PARALLEL.dmax_mm + 2) & (depth < 200)]
     assert np.all(np.diff(past_dmax) < 0), "dose must fall off with depth past dmax"
     # build-up: the dose rises from the surface to dmax
@@ -108,8 +108,10 @@ def test_field_edge_penumbra_80_20_and_field_size_at_isocentre_depth(water: Volu
     x20 = _crossing(x[left], profile[left], 0.2)
     x50 = _crossing(x[left], profile[left], 0.5)
     x80 = _crossing(x[left], profile[left], 0.8)
-    # model: sigma 3.5 mm -> 80-20 % = 1.683 sigma = 5.9 mm; a typical 6 MV field edge is 5-7 mm
-    assert 5.0 <= x80 - x20 <= 7.0
+    # model at 101 mm depth, 100 mm field: primary sigma 3.7 mm plus the broad scatter
+    # component (7.9 mm from the analytic profile); measured 6 MV field edges at
+    # 10 cm depth are about 6-9 mm
+    assert 6.5 <= x80 - x20 <= 9.0
     assert x50 == pytest.approx(-50.0, abs=0.5)  # 50 % at the field edge in the isocentre plane
 
 
