@@ -82,6 +82,38 @@ def _cell_table(  # pragma: no cover - compiled
                 c += 1
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "nsz", "reassoc", "contract", "arcp"})
+def _shell_min_interior(  # pragma: no cover - compiled
+    flat: Any, f: Any, goffsets: Any, start: int, stop: int, top: Any, strides: Any, ref: float
+) -> float:
+    """Min |E - ref| over one shell for a point whose whole search box is inside the grid.
+
+    No bounds checks, so the loop vectorises; every value here is finite (the inputs are
+    checked), which the fast-math flags assume.
+    """
+    sz, sy, dz, dy, dx = strides[0], strides[1], strides[2], strides[3], strides[4]
+    min_diff = 1e300
+    for o in range(start, stop):
+        g0 = f[0] + goffsets[o, 0]
+        g1 = f[1] + goffsets[o, 1]
+        g2 = f[2] + goffsets[o, 2]
+        i0 = min(int(g0), top[0])
+        i1 = min(int(g1), top[1])
+        i2 = min(int(g2), top[2])
+        w0 = g0 - i0
+        w1 = g1 - i1
+        w2 = g2 - i2
+        b = i0 * sz + i1 * sy + i2
+        c00 = flat[b] * (1 - w2) + flat[b + dx] * w2
+        c01 = flat[b + dy] * (1 - w2) + flat[b + dy + dx] * w2
+        c10 = flat[b + dz] * (1 - w2) + flat[b + dz + dx] * w2
+        c11 = flat[b + dz + dy] * (1 - w2) + flat[b + dz + dy + dx] * w2
+        c0 = c00 * (1 - w1) + c01 * w1
+        c1 = c10 * (1 - w1) + c11 * w1
+        min_diff = min(min_diff, abs(c0 * (1 - w0) + c1 * w0 - ref))
+    return min_diff
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _kernel(  # pragma: no cover - compiled
     findex: Any,  # (n, 3) reference points in evaluated index units
@@ -108,6 +140,7 @@ def _kernel(  # pragma: no cover - compiled
     dz = sz if nz > 1 else 0
     dy = sy if ny > 1 else 0
     dx = 1 if nx > 1 else 0
+    strides = np.array([sz, sy, dz, dy, dx])
     size = np.array([nz, ny, nx])
     out = np.full(n, np.inf)
     for p in numba.prange(n):
@@ -119,6 +152,10 @@ def _kernel(  # pragma: no cover - compiled
         for a in range(3):
             lo[a] = min(max(math.floor(f[a] - radius_index[a]), 0), top[a])
             hi[a] = min(max(math.floor(f[a] + radius_index[a]), 0), top[a])
+        interior = True  # the whole search box lies inside the grid: no bounds checks needed
+        for a in range(3):
+            if f[a] - radius_index[a] < 0 or f[a] + radius_index[a] > size[a] - 1:
+                interior = False
         wy = hi[1] - lo[1] + 1  # cell-table widths along y and x
         wx = hi[2] - lo[2] + 1
         ncell = (hi[0] - lo[0] + 1) * wy * wx
@@ -157,6 +194,10 @@ def _kernel(  # pragma: no cover - compiled
                     break
                 if here + dterm >= best2:
                     continue
+            if interior:
+                min_diff = _shell_min_interior(flat, f, goffsets, starts[s], starts[s + 1], top, strides, ref)
+                best = min(best, math.sqrt((min_diff / tol) ** 2 + dterm))
+                continue
             min_diff = np.inf
             for o in range(starts[s], starts[s + 1]):
                 g0 = f[0] + goffsets[o, 0]
@@ -209,6 +250,7 @@ def search(
     findex = np.ascontiguousarray((points - first) / spacing)
     goffsets = np.ascontiguousarray(offsets / spacing)
     radius_index = distances[-1] / spacing if len(distances) else np.zeros(3)
+    radius_index = np.where(np.asarray(evaluated.shape) > 1, radius_index, 0.0)  # singleton (2D) axis
     cell_lo, cell_hi = _cell_ranges(evaluated)
     # Failing points cluster in space and cost up to 100x more than passing ones: small
     # chunks scheduled dynamically keep all threads busy.
