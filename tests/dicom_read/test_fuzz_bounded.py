@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydicom import config
 
@@ -60,21 +60,31 @@ def _mutate(raw: bytes, kind: str, data: st.DataObject) -> bytes:
         return raw[: data.draw(st.integers(0, len(raw) - 1))]
     ds = pydicom.dcmread(io.BytesIO(raw))
     keyword = data.draw(st.sampled_from(sorted(TAGS)))
-    setattr(ds, keyword, data.draw(st.sampled_from(TAGS[keyword])))
     buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=False)
+    try:
+        setattr(ds, keyword, data.draw(st.sampled_from(TAGS[keyword])))
+        ds.save_as(buf, enforce_file_format=False)
+    except ValueError:  # pydicom refuses some values (e.g. 'x' as DS) even unvalidated: no case
+        assume(False)
     return buf.getvalue()
 
 
 @pytest.mark.slow
-@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(kind=st.sampled_from(["flip", "truncate", "tag"]), target=st.integers(0, 1), data=st.data())
 def test_mutated_series_raise_only_typed_errors(kind, target, data):
     mode = config.settings.writing_validation_mode
     config.settings.writing_validation_mode = config.IGNORE
     try:
-        files = list(SEED)
-        files[target] = _mutate(files[target], kind, data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            files = list(SEED)
+            files[target] = _mutate(files[target], kind, data)
     finally:
         config.settings.writing_validation_mode = mode
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
