@@ -82,3 +82,16 @@ def test_multiframe_without_functional_groups_is_refused():
     # emri_small is a 10-frame Enhanced MR with no functional groups: no per-frame positions.
     with pytest.raises(SeriesGeometryError, match=r"frame 1 of instance .* has no ImagePositionPatient"):
         read_series([data_file("emri_small.dcm")])
+
+
+def test_scan_counts_frames_of_enhanced_instances():
+    from service.dicom import scan_folder
+
+    report = scan_folder(data_file("eCT_Supplemental.dcm"))
+    (summary,) = report.series
+    assert (summary.instances, summary.frames, summary.rows, summary.columns) == (1, 2, 512, 512)
+    assert summary.spacing_mm == pytest.approx((0.388672, 0.388672, 10.0))
+    assert summary.problems == () and summary.unit == "HU"
+    emri = scan_folder(data_file("emri_small.dcm")).series[0]
+    assert emri.frames == 10 and emri.spacing_mm is None
+    assert "has no ImagePositionPatient" in emri.problems[0]
