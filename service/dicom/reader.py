@@ -157,6 +157,12 @@ def _inputs(path: PathLike | Sequence[PathLike]) -> tuple[list[Any], bool]:
     files = list(path)
     if not files:
         raise DicomError("path is an empty list of files: pass at least two DICOM files or a folder.")
+    for i, file in enumerate(files):
+        if not isinstance(file, str | os.PathLike):
+            raise OptionError(
+                f"path[{i}] must be a file path (str or os.PathLike), got {type(file).__name__}: "
+                "pass file paths, or use read_series_from_datasets for parsed datasets."
+            )
     return files, False
 
 
@@ -200,7 +206,6 @@ def read_series(
     )
     files, is_folder = _inputs(path)
     headers: list[Dataset] = []
-    kept: list[Any] = []
     skipped = 0
     suspect: list[str] = []
     for file in files:
@@ -216,7 +221,6 @@ def read_series(
                 suspect.append(f"{os.fspath(file)!r} ({reason})")
             continue
         headers.append(ds)
-        kept.append(file)
     if suspect:
         shown = ", ".join(suspect[:5]) + (f" and {len(suspect) - 5} more" if len(suspect) > 5 else "")
         raise DicomError(

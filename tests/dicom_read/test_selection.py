@@ -106,3 +106,8 @@ def test_modality_contradicting_sop_class_is_refused():
     expected = r"Modality is MR but its SOPClassUID 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2 is a CT"
     with pytest.raises(DicomError, match=expected):
         read_series_from_datasets(series_datasets(2, mutate=relabel))
+
+
+def test_file_list_items_must_be_paths():
+    with pytest.raises(OptionError, match=r"path\[0\] must be a file path .*got int"):
+        read_series([1, 2])  # type: ignore[list-item]
