@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
@@ -23,7 +24,7 @@ def data_file(name: str) -> str:
     return str(path)
 
 
-def unit(vector: Sequence[float]) -> np.ndarray:
+def unit(vector: npt.ArrayLike) -> npt.NDArray[np.float64]:
     v = np.asarray(vector, dtype=np.float64)
     return v / np.linalg.norm(v)
 
@@ -32,8 +33,8 @@ def series_datasets(
     n: int = 5,
     *,
     spacing_mm: float = 2.0,
-    row: Sequence[float] = (1.0, 0.0, 0.0),
-    col: Sequence[float] = (0.0, 1.0, 0.0),
+    row: npt.ArrayLike = (1.0, 0.0, 0.0),
+    col: npt.ArrayLike = (0.0, 1.0, 0.0),
     origin: Sequence[float] = (-80.0, -90.0, 10.0),
     source: str = "CT_small.dcm",  # a bundled file name, or an absolute path
     positions: Sequence[float] | None = None,
@@ -48,7 +49,7 @@ def series_datasets(
     r, c = unit(row), unit(col)
     normal = np.cross(r, c)
     series_uid = generate_uid()
-    out = []
+    out: list[Dataset] = []
     steps = positions if positions is not None else [i * spacing_mm for i in range(n)]
     for i, step in enumerate(steps):
         ds = copy.deepcopy(base)

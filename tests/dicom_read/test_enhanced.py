@@ -34,6 +34,7 @@ def test_enhanced_ct_geometry_and_values_from_functional_groups():
     pvt = shared.PixelValueTransformationSequence[0]
     expected = ds.pixel_array.astype(np.float64) * float(pvt.RescaleSlope) + float(pvt.RescaleIntercept)
     np.testing.assert_array_equal(vol.array, expected[order].astype(np.float32))
+    assert vol.source is not None and vol.source.header is not None
     assert vol.source.sop_instance_uids == (ds.SOPInstanceUID,)
     assert "PerFrameFunctionalGroupsSequence" not in vol.source.header
     assert "SharedFunctionalGroupsSequence" not in vol.source.header

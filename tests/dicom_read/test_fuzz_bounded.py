@@ -9,6 +9,7 @@ import io
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -22,7 +23,7 @@ from service.errors import RadTranslateError
 
 from ._series import series_datasets
 
-TAGS = {
+TAGS: dict[str, list[Any]] = {
     "ImagePositionPatient": [["nan", "0", "0"], ["1", "2"], ["x", "y", "z"]],
     "ImageOrientationPatient": [
         ["0"] * 6,
@@ -60,13 +61,13 @@ def _mutate(raw: bytes, kind: str, data: st.DataObject) -> bytes:
         return raw[: data.draw(st.integers(0, len(raw) - 1))]
     ds = pydicom.dcmread(io.BytesIO(raw))
     keyword = data.draw(st.sampled_from(sorted(TAGS)))
-    buf = io.BytesIO()
+    out = io.BytesIO()
     try:
         setattr(ds, keyword, data.draw(st.sampled_from(TAGS[keyword])))
-        ds.save_as(buf, enforce_file_format=False)
+        ds.save_as(out, enforce_file_format=False)
     except ValueError:  # pydicom refuses some values (e.g. 'x' as DS) even unvalidated: no case
         assume(False)
-    return buf.getvalue()
+    return out.getvalue()
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ def test_shuffled_files_are_sorted_along_the_normal(tmp_path):
         np.testing.assert_array_equal(vol.array[k], expected.astype(np.float32))
     assert vol.source is not None
     assert vol.source.sop_instance_uids == tuple(ds.SOPInstanceUID for ds in datasets)
+    assert vol.source.header is not None
     assert "PixelData" not in vol.source.header
     assert vol.source.header.PatientName == datasets[0].PatientName
 

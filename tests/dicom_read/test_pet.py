@@ -33,6 +33,7 @@ def _bqml(ds):
 def test_pet_in_bqml_uses_each_slice_rescale(pet_series):
     vol = read_series_from_datasets(pet_series[::-1], pet_unit="Bq/ml")
     assert vol.modality is Modality.PT and vol.unit is Unit.BQML
+    assert vol.source is not None
     for k, ds in enumerate(pet_series):
         np.testing.assert_allclose(vol.array[k], _bqml(ds), rtol=1e-6)
     assert vol.source.suvbw_per_bqml == pytest.approx(suvbw_factor(pet_series))
@@ -41,6 +42,7 @@ def test_pet_in_bqml_uses_each_slice_rescale(pet_series):
 def test_pet_in_suvbw_by_default(pet_series):
     vol = read_series_from_datasets(pet_series)
     factor = suvbw_factor(pet_series)
+    assert vol.source is not None
     assert vol.unit is Unit.SUVBW and vol.source.suvbw_per_bqml == pytest.approx(factor)
     for k, ds in enumerate(pet_series):
         np.testing.assert_allclose(vol.array[k], _bqml(ds) * factor, rtol=1e-5)
@@ -60,4 +62,5 @@ def test_pet_without_weight_refuses_suv_but_reads_bqml(pet_series):
     with pytest.raises(SUVError):
         read_series_from_datasets(pet_series)
     vol = read_series_from_datasets(pet_series, pet_unit=Unit.BQML)
+    assert vol.source is not None
     assert vol.unit is Unit.BQML and vol.source.suvbw_per_bqml is None

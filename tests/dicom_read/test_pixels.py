@@ -62,13 +62,14 @@ def test_compressed_series_reads_like_uncompressed(tmp_path):
         ds.compress(pydicom.uid.RLELossless, encoding_plugin="pydicom")
 
     rle = read_series_from_datasets(series_datasets(3, source="MR_small.dcm", mutate=reencode))
+    assert rle.source is not None and rle.source.header is not None
     assert rle.source.header.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
     np.testing.assert_array_equal(rle.array, plain.array)
 
 
 def test_unsupported_transfer_syntax_is_named():
     ds = pydicom.dcmread(data_file("MR_small_jp2klossless.dcm"))
-    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2 video
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.UID("1.2.840.10008.1.2.4.100")  # MPEG2 video
     with pytest.raises(PixelDataError, match=r"MPEG2 .*1\.2\.840\.10008\.1\.2\.4\.100.*convert the files"):
         read_instance_pixels(ds)
 

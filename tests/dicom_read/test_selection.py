@@ -48,7 +48,8 @@ def test_select_by_modality_or_uid(mixed_folder):
     assert read_series(folder, modality="MR").shape == (4, 64, 64)
     vol = read_series(folder, series_uid=ct[0].SeriesInstanceUID)
     assert vol.modality is Modality.CT and vol.shape == (3, 128, 128)
-    assert read_series(folder, modality=Modality.CT).source.series_instance_uid == ct[0].SeriesInstanceUID
+    source = read_series(folder, modality=Modality.CT).source
+    assert source is not None and source.series_instance_uid == ct[0].SeriesInstanceUID
 
 
 def test_no_match_lists_what_was_found(mixed_folder):

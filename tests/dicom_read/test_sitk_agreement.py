@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
 import SimpleITK as sitk
 
 from service.dicom import read_series
 
-from ._series import REAL, series_datasets, unit, write
+from ._series import REAL, data_file, series_datasets, unit, write
 
-DICOMDIR_TESTS = Path(pydicom.data.get_testdata_file("CT_small.dcm", download=False)).parent / "dicomdirtests"
+DICOMDIR_TESTS = Path(data_file("CT_small.dcm")).parent / "dicomdirtests"
 
 
 def _gdcm(folder: Path) -> sitk.Image:
