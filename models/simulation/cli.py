@@ -51,6 +51,11 @@ def register(subparsers: Any) -> None:
         default=1,
         help="N times fewer voxels per axis, same field of view (quick previews and tests; default 1)",
     )
+    parser.add_argument(
+        "--labels",
+        action="store_true",
+        help="also write labels.EXT: the majority tissue label per voxel (for tissue-wise evaluation)",
+    )
     parser.add_argument("--resume", action="store_true", help="complete an interrupted dataset in OUT/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("out", metavar="OUT/", help="output folder (absent or empty unless --resume)")
@@ -77,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         weighting=args.mr_weighting,
         drfs=tuple(args.drfs) if args.drfs else DEFAULT_DRFS,
         downscale=args.downscale,
+        write_labels=args.labels,
     )
     with tqdm(
         total=options.subjects,

@@ -6,6 +6,7 @@ Layout (one folder per subject; ``EXT`` is ``.nii.gz`` or ``.mha``)::
     ROOT/1BS0000/ct.EXT  mr.EXT  mask.EXT  subject.json          (task mr-to-ct)
     ROOT/2PS0000/ct.EXT  cbct.EXT  mask.EXT  subject.json        (task cbct-to-ct)
     ROOT/3BS0000/pet_full.EXT  pet_low_drf4.EXT ...  mask.EXT  subject.json   (task pet)
+    (+ labels.EXT, uint8 majority tissue label per voxel, with ``write_labels``)
 
 Subject ``i`` is drawn from ``SeedSequence(seed, spawn_key=(task, site, i))``, so its content
 depends only on (seed, task, site, i): generating more subjects reproduces the first ones.
@@ -94,6 +95,7 @@ class DatasetOptions:
     weighting: MRWeighting | None = None
     drfs: tuple[int, ...] = DEFAULT_DRFS
     downscale: int = 1
+    write_labels: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task.parse(self.task))
@@ -136,6 +138,7 @@ class DatasetOptions:
             "mr_weighting": self.mr_weighting.value if self.task is Task.MR_TO_CT else None,
             "drfs": list(self.drfs) if self.task is Task.PET else None,
             "downscale": int(self.downscale),
+            "labels": bool(self.write_labels),
         }
 
 
@@ -168,6 +171,7 @@ class SimulatedSubject:
     images: dict[str, Volume]
     mask: Volume
     meta: dict[str, Any] = field(default_factory=dict)
+    labels: Volume | None = None
 
 
 def simulate_subject(options: DatasetOptions, index: int) -> SimulatedSubject:
@@ -203,7 +207,10 @@ def simulate_subject(options: DatasetOptions, index: int) -> SimulatedSubject:
         meta["pet_params"] = _jsonable(pet_params.__dict__)
     meta["lesions"] = int(anatomy.lesions.max(initial=0))
     name = subject_name(options.task, options.site, index)
-    return SimulatedSubject(name, images, anatomy.mask_volume(), meta)
+    labels = None
+    if options.write_labels:
+        labels = anatomy.volume(anatomy.dominant().astype(np.float32), Modality.CT, Unit.HU)
+    return SimulatedSubject(name, images, anatomy.mask_volume(), meta, labels)
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
@@ -223,7 +230,7 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_mask(mask: Volume, path: Path) -> None:
-    """Write a 0/1 mask volume as uint8 (atomic)."""
+    """Write a mask or label volume (integers 0..255) as uint8 (atomic)."""
     image = sitk.Cast(mask.to_sitk(), sitk.sitkUInt8)
     with atomic_file(path) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
@@ -236,6 +243,8 @@ def write_subject(root: Path, subject: SimulatedSubject, file_format: str) -> Pa
         for key, volume in subject.images.items():
             write_image(volume, tmp / f"{key}.{file_format}")
         write_mask(subject.mask, tmp / f"mask.{file_format}")
+        if subject.labels is not None:
+            write_mask(subject.labels, tmp / f"labels.{file_format}")
         with atomic_file(tmp / "subject.json") as meta_tmp:
             meta_tmp.write_text(json.dumps(subject.meta, indent=2, sort_keys=True) + "\n")
         _share(tmp)

@@ -1,6 +1,7 @@
 """Read SynthRAD-layout subject folders (simulated or real) into volumes on one grid.
 
 A subject folder holds ``ct``, ``mr``, ``cbct``, ``pet_full``, ``pet_low_drfN`` and ``mask``
+(and, for simulated data written with labels, ``labels``: the tissue label per voxel)
 images as ``.nii.gz``, ``.nii`` or ``.mha`` (extensions may differ between files). Files without
 stored modality/unit (real SynthRAD data) are read with the modality and unit their name
 implies. The loader refuses a folder that lacks what the task needs, holds one image twice
@@ -53,12 +54,15 @@ class Subject:
         Volumes by key (``ct``, ``mr``, ``cbct``, ``pet_full``, ``pet_low_drfN``), all on one grid.
     mask
         Body mask, bool ``(z, y, x)`` on the same grid.
+    labels
+        :class:`~models.simulation.tissues.Tissue` label per voxel (uint8), when the folder has one.
     """
 
     name: str
     folder: Path
     images: dict[str, Volume]
     mask: npt.NDArray[np.bool_]
+    labels: npt.NDArray[np.uint8] | None = None
 
     @property
     def low_dose_factors(self) -> tuple[int, ...]:
@@ -89,7 +93,7 @@ def _files(folder: Path) -> dict[str, Path]:
         stem = _stem(path)
         if stem is None or stem.startswith(".") or not path.is_file():
             continue
-        if stem != "mask" and _kind(stem) is None:
+        if stem not in ("mask", "labels") and _kind(stem) is None:
             continue
         if stem in found:
             raise InputError(
@@ -156,6 +160,7 @@ def load_subject(folder: str | Path, task: str | None = None) -> Subject:
             "add the missing images or drop the subject."
         )
     mask = _read_mask(files.pop("mask"))
+    labels = _read_mask(files.pop("labels")) if "labels" in files else None
     images: dict[str, Volume] = {}
     for key, file in files.items():
         kind = _kind(key)
@@ -167,7 +172,13 @@ def load_subject(folder: str | Path, task: str | None = None) -> Subject:
                 f"in {str(path)!r}, {key} ({_describe(volume)}) and mask ({_describe(mask)}) are on "
                 "different grids: resample them onto one grid (e.g. the CT's) first."
             )
-    return Subject(path.name, path, images, mask.array > 0.5)
+    if labels is not None and not labels.same_grid(mask):
+        raise InputError(
+            f"in {str(path)!r}, labels ({_describe(labels)}) and mask ({_describe(mask)}) are on "
+            "different grids: resample them onto one grid (e.g. the CT's) first."
+        )
+    label_array = None if labels is None else np.rint(labels.array).astype(np.uint8)
+    return Subject(path.name, path, images, mask.array > 0.5, label_array)
 
 
 def iter_dataset(root: str | Path, task: str | None = None) -> Iterator[Subject]:

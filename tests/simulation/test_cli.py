@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from models.simulation.dataset import load_subject
+from models.simulation.tissues import Tissue
 from service.cli.main import EXIT_OUTPUT, main
 
 
@@ -14,7 +15,7 @@ from service.cli.main import EXIT_OUTPUT, main
 def test_simulate_two_tiny_subjects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ds"
     args = ["simulate", "--task", "mr-to-ct", "--site", "brain", "--subjects", "2", "--seed", "5"]
-    args += ["--downscale", "2", "--format", "mha", "--no-progress", str(out)]
+    args += ["--downscale", "2", "--format", "mha", "--labels", "--no-progress", str(out)]
     assert main(args) == 0
     assert "2 subjects in" in capsys.readouterr().out
     folders = sorted(p for p in out.iterdir() if p.is_dir())
@@ -23,6 +24,11 @@ def test_simulate_two_tiny_subjects(tmp_path: Path, capsys: pytest.CaptureFixtur
         subject = load_subject(folder, "mr-to-ct")
         assert (folder / "ct.mha").is_file()
         assert subject.images["ct"].shape == (32, 64, 64)
+        # the label map says where the bone is: cortical bone is dense on the CT
+        assert subject.labels is not None and subject.labels.shape == subject.mask.shape
+        ct = subject.images["ct"].array
+        assert ct[subject.labels == Tissue.CORTICAL_BONE].mean() > 500.0
+        assert 0.0 < ct[subject.labels == Tissue.WHITE_MATTER].mean() < 60.0
     # a second run into the same folder is refused, --resume completes it (nothing to do)
     assert main(args) == EXIT_OUTPUT
     assert "pass --resume" in capsys.readouterr().err
