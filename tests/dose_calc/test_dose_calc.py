@@ -165,3 +165,16 @@ def test_refusals_name_the_problem_and_the_fix(water: Volume) -> None:
     mr = Volume(water.array + 1000.0, spacing_mm=water.spacing_mm, modality="MR", unit="MR_AU")
     with pytest.raises(VolumeError, match="CT in HU"):
         calculate_dose(mr, single_beam())
+
+
+def test_dose_follows_physical_space_not_array_order() -> None:
+    """The same phantom stored with reversed x and z index axes gets the same dose in LPS."""
+    hu = ph.water_phantom()
+    hu[:, 30:40, 10:30] = 900.0  # an off-axis bone block breaks the symmetry
+    plan = BeamPlan((Beam(60.0, 80.0), Beam(200.0, 60.0)), isocentre_mm=(4.0, 6.0, 2.0), prescription_gy=2.0)
+    straight = ph.ct(hu)
+    far_corner = straight.index_to_lps([[hu.shape[2] - 1, 0, hu.shape[0] - 1]])[0]
+    flipped = Volume(hu[::-1, :, ::-1], straight.spacing_mm, tuple(far_corner), np.diag([-1.0, 1.0, -1.0]))
+    dose = calculate_dose(straight, plan)
+    dose_flipped = calculate_dose(flipped, plan)
+    np.testing.assert_allclose(dose_flipped.array[::-1, :, ::-1], dose.array, rtol=1e-5, atol=1e-5)
