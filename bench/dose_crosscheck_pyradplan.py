@@ -174,7 +174,7 @@ def fit(path: Path) -> None:
 
     def pdd(p: np.ndarray) -> np.ndarray:
         mu, beta, scale = p
-        return scale * np.exp(-mu * depth[m]) * -np.expm1(-beta * depth[m]) * (1000.0 / s[m]) ** 2
+        return np.asarray(scale * np.exp(-mu * depth[m]) * -np.expm1(-beta * depth[m]) * (1000.0 / s[m]) ** 2)
 
     r = least_squares(
         lambda p: pdd(p) - cax[m], [0.003, 0.3, cax.max()], bounds=([1e-4, 0.01, 0], [0.05, 5, 1e9])
@@ -198,7 +198,9 @@ def fit(path: Path) -> None:
             f, sig_s, sig_p, width = p
             num = (1 - f) * edge(x, width, sig_p) + f * edge(x, width, sig_s)
             zero = np.zeros(1)
-            return num / ((1 - f) * edge(zero, width, sig_p) + f * edge(zero, width, sig_s)) - measured
+            return np.asarray(
+                num / ((1 - f) * edge(zero, width, sig_p) + f * edge(zero, width, sig_s)) - measured
+            )
 
         q = least_squares(residual, [0.3, 28, 3, 100], bounds=([0, 2, 0.5, 80], [0.9, 100, 15, 120]))
         f, sig_s, sig_p, width = q.x

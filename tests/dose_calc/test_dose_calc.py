@@ -162,7 +162,7 @@ def test_refusals_name_the_problem_and_the_fix(water: Volume) -> None:
         calculate_dose(water, BeamPlan((Beam(0.0),), (0.0, 0.0, 500.0)))
     with pytest.raises(OptionError, match="beam_weights"):
         calculate_dose_detailed(water, single_beam(), beam_weights=(1.0, 2.0))
-    mr = Volume(water.array + 1000.0, spacing_mm=water.spacing_mm, modality="MR", unit="MR_AU")
+    mr = Volume(water.array + 1000.0, spacing_mm=water.spacing_mm, modality=Modality.MR, unit=Unit.MR_AU)
     with pytest.raises(VolumeError, match="CT in HU"):
         calculate_dose(mr, single_beam())
 

@@ -16,7 +16,7 @@ from service.validation.dose_compare import (
 )
 from service.validation.dose_plan import BeamModel, BeamPlan
 from service.validation.hu_density import hu_to_relative_electron_density
-from service.volume import Volume
+from service.volume import Modality, Unit, Volume
 from tests.dose_calc import small_phantom as sp
 
 pytest.importorskip("service.validation.gamma", reason="service.validation.gamma is not present")
@@ -70,7 +70,7 @@ def test_refuses_an_sct_off_the_ct_grid_or_not_in_hu() -> None:
     shifted = Volume(ct.array, ct.spacing_mm, (ct.origin_mm[0] + 2.0, *ct.origin_mm[1:]))
     with pytest.raises(VolumeError, match="resample the synthetic CT onto the CT grid"):
         compare_dose_on_ct_and_sct(ct, shifted, PLAN)
-    mr = Volume(ct.array + 1000.0, ct.spacing_mm, ct.origin_mm, modality="MR", unit="MR_AU")
+    mr = Volume(ct.array + 1000.0, ct.spacing_mm, ct.origin_mm, modality=Modality.MR, unit=Unit.MR_AU)
     with pytest.raises(VolumeError, match="sct must be a CT in HU"):
         compare_dose_on_ct_and_sct(ct, mr, PLAN)
 
