@@ -341,6 +341,10 @@ def write_dataset(
             if progress is not None:
                 progress(done)
     else:
+        if options.site is Site.BRAIN:  # load the MNI template once; forked workers inherit it
+            from models.simulation.anatomy_head import _brain_base
+
+            _brain_base()
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(_simulate_and_write, options, i, str(base)) for i in todo]
             for future in as_completed(futures):

@@ -56,6 +56,18 @@ def test_bone_and_air_are_both_dark(pelvis: Anatomy, seed: int) -> None:
     assert _pure_mean(pelvis, image, Tissue.AIR) < 0.25 * soft
 
 
+@pytest.mark.parametrize("weighting", ["t1", "t2"])
+def test_skull_and_sinus_air_are_both_dark_in_the_head(head: Anatomy, weighting: str) -> None:
+    rng = np.random.default_rng(11)
+    image = simulate_mr(head, rng, MRParams.random(rng, weighting))
+    brain = min(_pure_mean(head, image, Tissue.GREY_MATTER), _pure_mean(head, image, Tissue.WHITE_MATTER))
+    for dark in (Tissue.CORTICAL_BONE, Tissue.AIR_CAVITY):
+        # thin structures: every voxel whose samples are mostly that tissue
+        region = head.fractions()[dark] >= 0.75
+        assert region.sum() > 5, dark
+        assert float(image[region].mean()) < 0.35 * brain, dark
+
+
 def test_background_noise_is_rayleigh(pelvis: Anatomy) -> None:
     image = simulate_mr(pelvis, np.random.default_rng(1), _clean(snr=5.0, target_max=4000.0))
     air = image[pelvis.pure() & (pelvis.samples[0] == Tissue.AIR)]
