@@ -166,3 +166,14 @@ def test_cbct_and_pet_tasks_write_loadable_subjects(tmp_path: Path, task: str, k
         ct, cbct = subject.images["ct"].array, subject.images["cbct"].array
         assert not np.array_equal(ct, cbct)
         assert np.corrcoef(ct[subject.mask], cbct[subject.mask])[0, 1] > 0.5
+
+
+def test_iter_dataset_skips_temporary_folders_and_refuses_empty_roots(two: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    shutil.copytree(two, root)
+    (root / ".1PS0002.xyz.partial").mkdir()  # a subject being written right now
+    assert [s.name for s in iter_dataset(root, "mr-to-ct")] == ["1PS0000", "1PS0001"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="holds no subject folders"):
+        list(iter_dataset(empty))
