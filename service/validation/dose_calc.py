@@ -53,7 +53,8 @@ class DoseCalculation:
     beam_weights
         Weight of each beam (dose at the isocentre = sum of weight x unit-weight dose).
     isocentre_dose_gy
-        Dose at the isocentre (Gy), from the analytic model at the traced depth.
+        Dose at the isocentre (Gy), from the analytic model at the traced depth (0 when the
+        isocentre is in air, which only given beam weights allow).
     radiological_depth_iso_mm
         Radiological depth (mm water) of the isocentre along each beam.
     voxels_hu_clamped
@@ -162,7 +163,7 @@ class _Fan:
         scale = self.model.sad_mm / s if self.model.divergent else np.ones_like(s)
         return ru * scale, rv * scale, s
 
-    def iso_depth(self, iso: F64) -> float:
+    def iso_depth(self) -> float:
         """Radiological depth (mm) of the isocentre along the central ray."""
         centre = -self.lat[0] / self.model.ray_spacing_mm
         along = (self.model.sad_mm - self.s[0]) / self.model.step_mm
@@ -221,14 +222,16 @@ def calculate_dose_detailed(
     iso_density = float(
         ndimage.map_coordinates(density, iso_index[::-1].reshape(3, 1), order=1, mode="nearest")[0]
     )
-    if not inside or iso_density < model.air_density:
+    iso_in_air = iso_density < model.air_density
+    # normalising needs tissue at the isocentre; with given weights (an sCT) air there is a finding
+    if not inside or (iso_in_air and beam_weights is None):
         raise InputError(
             f"isocentre_mm {plan.isocentre_mm} is {'outside the CT' if not inside else 'in air'} "
             f"(relative electron density {iso_density:.3f}): pass an isocentre inside the body."
         )
     fans = [_Fan(density, ct, beam, iso, model) for beam in plan.beams]
     iso_unit = np.array([fan.unit_dose(*fan.beam_coordinates(iso[None, :]))[0] for fan in fans])
-    iso_depths = tuple(fan.iso_depth(iso) for fan in fans)
+    iso_depths = tuple(fan.iso_depth() for fan in fans)
     if beam_weights is None:
         if np.any(iso_unit <= 1e-9):
             raise InputError(
@@ -248,7 +251,7 @@ def calculate_dose_detailed(
             body_dose[part] += weight * fan.unit_dose(*fan.voxel_coordinates(ct, ijk))
     dose = np.zeros(ct.shape, dtype=np.float64)
     dose[body] = body_dose
-    iso_dose = float(np.dot(weights, iso_unit))
+    iso_dose = 0.0 if iso_in_air else float(np.dot(weights, iso_unit))
     if not (np.all(np.isfinite(dose)) and np.all(np.isfinite(weights)) and np.isfinite(iso_dose)):
         raise NumericError("the dose has NaN or infinite values: check the CT values and the beam model.")
     volume = replace(ct, array=dose.astype(np.float32), modality=Modality.RTDOSE, unit=Unit.GY, source=None)

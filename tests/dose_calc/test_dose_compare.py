@@ -109,3 +109,14 @@ def test_real_ct_four_field_box() -> None:
     # box plan: hot spot within 10 % of the prescription, no dose outside the body
     assert 2.0 <= float(dose.max()) <= 2.2
     assert not np.any(dose[ct.array < -950])
+
+
+def test_sct_with_air_at_the_isocentre_is_reported_not_refused() -> None:
+    hu = sp.phantom_hu()
+    gas = sp.phantom_hu()
+    gas[:, 23:28, 18:23] = -1000.0  # a gas pocket around the isocentre in the sCT only
+    result = compare_dose_on_ct_and_sct(sp.ct(hu), sp.ct(gas), PLAN, "3%/3mm", use_numba=False)
+    assert result.on_ct.isocentre_dose_gy == pytest.approx(2.0)
+    assert result.on_sct.isocentre_dose_gy == 0.0
+    assert result.ptv.max_abs_difference_gy > 1.5
+    assert result.pass_rates()["3%/3mm"] < 100.0
