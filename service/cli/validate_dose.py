@@ -9,6 +9,9 @@ Inputs (``--ct``, ``--sct``) are DICOM folders or ``.nii``/``.nii.gz``/``.mha``/
 ``.nrrd`` files in HU, on the same grid. The default isocentre is the centre of the body
 mask of the CT (largest region above -400 HU, holes filled); it is printed.
 
+``--json OUT`` writes the full report; ``--dose-out DIR`` writes the two doses and their
+difference (sCT - CT) in Gy as MHA files (modality RTDOSE) into a new folder.
+
 Exit status: 0, or 1 when a gamma pass rate is below ``--fail-under`` (every criterion is
 checked), or the usual error codes of :mod:`service.cli.main`.
 """
@@ -54,7 +57,12 @@ def register_dose(validate_subparsers: Any) -> None:
     parser.add_argument("--ptv-radius-mm", type=float, default=30.0, help="radius of the PTV sphere")
     parser.add_argument("--fail-under", type=float, default=None, help="exit 1 if a pass rate is below P %%")
     parser.add_argument("--json", default=None, help="write the full report as JSON to this file")
-    parser.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
+    parser.add_argument(
+        "--dose-out",
+        default=None,
+        help="write dose_ct.mha, dose_sct.mha and dose_difference.mha (sCT - CT, Gy) into this new folder",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace --json / --dose-out if they exist")
     parser.set_defaults(func=run_dose)
 
 
@@ -104,8 +112,9 @@ def run_dose(args: argparse.Namespace) -> int:
         raise OptionError(
             f"--fail-under must be a percentage in [0, 100], got {args.fail_under!r}: pass e.g. 95."
         )
-    if args.json is not None and Path(args.json).exists() and not args.overwrite:
-        raise OutputError(f"--json {args.json!r} already exists: choose another path or pass --overwrite.")
+    for flag, target in (("--json", args.json), ("--dose-out", args.dose_out)):
+        if target is not None and Path(target).exists() and not args.overwrite:
+            raise OutputError(f"{flag} {target!r} already exists: choose another path or pass --overwrite.")
     iso_given = args.isocentre is not None
     iso = _parse_isocentre(args.isocentre) if iso_given else None
     ct = read_ct(args.ct, "--ct")
@@ -132,7 +141,23 @@ def run_dose(args: argparse.Namespace) -> int:
         with atomic_file(args.json, overwrite=args.overwrite) as tmp:
             tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
+    if args.dose_out is not None:
+        _write_doses(result, Path(args.dose_out), overwrite=args.overwrite)
+        print(f"wrote {args.dose_out}/dose_ct.mha, dose_sct.mha, dose_difference.mha")
     return EXIT_CHECK_FAILED if failed else EXIT_OK
+
+
+def _write_doses(result: Any, folder: Path, *, overwrite: bool) -> None:
+    from service.atomic import atomic_directory
+    from service.imageio import write_image
+
+    ct_dose: Volume = result.on_ct.dose
+    sct_dose: Volume = result.on_sct.dose
+    difference = sct_dose.with_array(sct_dose.array.astype("float64") - ct_dose.array)
+    with atomic_directory(folder, overwrite=overwrite) as tmp:
+        write_image(ct_dose, tmp / "dose_ct.mha")
+        write_image(sct_dose, tmp / "dose_sct.mha")
+        write_image(difference, tmp / "dose_difference.mha")
 
 
 def _print_summary(result: Any, iso_source: str, failed: list[str]) -> None:

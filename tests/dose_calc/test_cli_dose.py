@@ -11,6 +11,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from service.cli.validate_dose import register_dose
@@ -76,6 +77,25 @@ def test_sct_without_bone_fails_the_threshold(files: dict[str, Path], tmp_path: 
     assert report["gamma"]["results"][0]["pass_rate_percent"] < 99.9
     assert report["isocentre_dose_sct_gy"] > report["isocentre_dose_ct_gy"]
     assert report["isocentre_source"] == "--isocentre"
+
+
+def test_dose_volumes_are_written_on_request(files: dict[str, Path], tmp_path: Path) -> None:
+    from service.imageio import read_image
+
+    out = tmp_path / "doses"
+    report = tmp_path / "report.json"
+    code = run(["--ct", str(files["ct"]), "--sct", str(files["nobone"]), "--field-size-mm", "80",
+                "--criteria", "3%/3mm", "--dose-out", str(out), "--json", str(report)])  # fmt: skip
+    assert code == 0
+    ct_dose = read_image(out / "dose_ct.mha")
+    sct_dose = read_image(out / "dose_sct.mha")
+    difference = read_image(out / "dose_difference.mha")
+    assert ct_dose.modality.value == "RTDOSE" and ct_dose.unit.value == "Gy"
+    assert float(ct_dose.array.max()) == pytest.approx(json.loads(report.read_text())["max_dose_ct_gy"])
+    np.testing.assert_allclose(difference.array, sct_dose.array - ct_dose.array, atol=1e-6)
+    assert difference.array.max() > 0.01  # missing bone: more dose behind it
+    with pytest.raises(OutputError, match="--dose-out"):
+        run(["--ct", str(files["ct"]), "--sct", str(files["same"]), "--dose-out", str(out)])
 
 
 def test_option_and_output_refusals(files: dict[str, Path], tmp_path: Path) -> None:
