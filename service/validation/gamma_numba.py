@@ -9,6 +9,10 @@ is skipped when every cell it can touch has a bound above the best gamma so far,
 point stops when no remaining cell can beat ``min(best, max_gamma)``. These skips are
 exact: they change run time, not values.
 
+Points whose whole search box lies inside the evaluated grid skip bounds checks; when
+every reference point lies on the evaluated lattice (the same grid, or a sub-grid of it),
+the corner index and weights of each offset are precomputed once for all points.
+
 Compiled code is cached by numba (``cache=True``: next to this file, or in the user's
 cache folder when that is read-only), so only the first run pays the compile time.
 """
@@ -114,6 +118,29 @@ def _shell_min_interior(  # pragma: no cover - compiled
     return min_diff
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "nsz", "reassoc", "contract", "arcp"})
+def _shell_min_lattice(  # pragma: no cover - compiled
+    flat: Any, base: int, obase: Any, weights: Any, start: int, stop: int, strides: Any, ref: float
+) -> float:
+    """As :func:`_shell_min_interior` for a point on the evaluated lattice: the corner index
+    and weights of each offset are the same for every such point and are precomputed."""
+    dz, dy, dx = strides[2], strides[3], strides[4]
+    min_diff = 1e300
+    for o in range(start, stop):
+        b = base + obase[o]
+        w0 = weights[o, 0]
+        w1 = weights[o, 1]
+        w2 = weights[o, 2]
+        c00 = flat[b] * (1 - w2) + flat[b + dx] * w2
+        c01 = flat[b + dy] * (1 - w2) + flat[b + dy + dx] * w2
+        c10 = flat[b + dz] * (1 - w2) + flat[b + dz + dx] * w2
+        c11 = flat[b + dz + dy] * (1 - w2) + flat[b + dz + dy + dx] * w2
+        c0 = c00 * (1 - w1) + c01 * w1
+        c1 = c10 * (1 - w1) + c11 * w1
+        min_diff = min(min_diff, abs(c0 * (1 - w0) + c1 * w0 - ref))
+    return min_diff
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _kernel(  # pragma: no cover - compiled
     findex: Any,  # (n, 3) reference points in evaluated index units
@@ -129,6 +156,9 @@ def _kernel(  # pragma: no cover - compiled
     radius_index: Any,  # (3,) search radius in index units
     dta_mm: float,
     max_gamma: float,
+    lattice: bool,  # every point lies on the evaluated lattice: use obase and weights
+    obase: Any,
+    weights: Any,
 ) -> Any:
     n = findex.shape[0]
     nz, ny, nx = evaluated.shape
@@ -172,7 +202,7 @@ def _kernel(  # pragma: no cover - compiled
             dterm = ratio * ratio
             best2 = best * best
             count = starts[s + 1] - starts[s]
-            if best < np.inf and ncell <= count:
+            if best < np.inf and ncell * 2 <= count:
                 if not built:
                     cbound = np.empty(ncell)
                     cdmin = np.empty(ncell)
@@ -194,6 +224,13 @@ def _kernel(  # pragma: no cover - compiled
                     break
                 if here + dterm >= best2:
                     continue
+            if interior and lattice:
+                base = int(f[0] + 0.5) * sz + int(f[1] + 0.5) * sy + int(f[2] + 0.5)
+                min_diff = _shell_min_lattice(
+                    flat, base, obase, weights, starts[s], starts[s + 1], strides, ref
+                )
+                best = min(best, math.sqrt((min_diff / tol) ** 2 + dterm))
+                continue
             if interior:
                 min_diff = _shell_min_interior(flat, f, goffsets, starts[s], starts[s + 1], top, strides, ref)
                 best = min(best, math.sqrt((min_diff / tol) ** 2 + dterm))
@@ -252,11 +289,20 @@ def search(
     radius_index = distances[-1] / spacing if len(distances) else np.zeros(3)
     radius_index = np.where(np.asarray(evaluated.shape) > 1, radius_index, 0.0)  # singleton (2D) axis
     cell_lo, cell_hi = _cell_ranges(evaluated)
+    lattice = bool(np.all(np.abs(findex - np.rint(findex)) < 1e-9))
+    # Corner index and weight of each offset for lattice points: floor for g <= 0, ceil - 1
+    # for g > 0, so an interior point never reads past the grid's last plane.
+    low = np.where(goffsets > 0, np.ceil(goffsets) - 1, np.floor(goffsets))
+    weights = np.ascontiguousarray(goffsets - low)
+    shape = evaluated.shape
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    obase = np.ascontiguousarray(low.astype(np.int64) @ strides)
     # Failing points cluster in space and cost up to 100x more than passing ones: small
     # chunks scheduled dynamically keep all threads busy.
     with numba.parallel_chunksize(_CHUNK):
         result: F64 = _kernel(
-        findex, dose_ref, dose_tol, np.ascontiguousarray(evaluated), cell_lo, cell_hi, spacing,
+            findex, dose_ref, dose_tol, np.ascontiguousarray(evaluated), cell_lo, cell_hi, spacing,
             goffsets, starts, distances, radius_index, float(dta_mm), float(max_gamma),
+            lattice, obase, weights,
         )  # fmt: skip
     return result
