@@ -26,7 +26,7 @@ import enum
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -392,7 +392,7 @@ def gamma_volumes(reference: Volume, evaluated: Volume, options: GammaOptions) -
 
     Both volumes must be RTDOSE in Gy with the same direction cosines (grids, spacing and
     origins may differ: the evaluated dose is interpolated). Maps are shaped like the
-    reference, ``(z, y, x)``.
+    reference, ``(z, y, x)``. Two single-slice doses in the same plane get a 2D gamma.
     """
     for name, vol in (("reference", reference), ("evaluated", evaluated)):
         if vol.modality is not Modality.RTDOSE or vol.unit is not Unit.GY:
@@ -409,4 +409,10 @@ def gamma_volumes(reference: Volume, evaluated: Volume, options: GammaOptions) -
         )
     axes_ref = volume_axes(reference, reference)
     axes_ev = volume_axes(evaluated, reference)
+    if reference.shape[0] == 1 and evaluated.shape[0] == 1 and abs(axes_ref[0][0] - axes_ev[0][0]) < 1e-6:
+        # Two single planes in the same plane: a 2D gamma (3D shells would only sample the
+        # plane on their equator).
+        flat = gamma(axes_ref[1:], reference.array[0], axes_ev[1:], evaluated.array[0], options)
+        lifted = tuple(replace(r, gamma_map=r.gamma_map[None]) for r in flat.results)
+        return replace(flat, results=lifted)
     return gamma(axes_ref, reference.array, axes_ev, evaluated.array, options)

@@ -202,3 +202,19 @@ def test_shell_distances_follow_pymedphys_sequence() -> None:
     norms = np.linalg.norm(offsets, axis=1)
     for k, radius in enumerate(radii):
         np.testing.assert_allclose(norms[starts[k] : starts[k + 1]], radius, atol=1e-12)
+
+
+def test_single_plane_volumes_get_a_2d_gamma() -> None:
+    axes = _axes((30, 34), 1.0)
+    plane = _gauss(axes, (15.0, 17.0), 5.0)
+    shifted = _gauss(axes, (15.0, 17.0), 5.0, shift=1.0)
+    ref = Volume(array=plane[None], spacing_mm=(1.0, 1.0, 3.0), modality="RTDOSE", unit="Gy")
+    ev = ref.with_array(shifted[None])
+    opts = GammaOptions(criteria="1%/1mm,1%/0.5mm")
+    volumes = gamma_volumes(ref, ev, opts)
+    arrays = gamma(axes, plane.astype(np.float32), axes, shifted.astype(np.float32), opts)
+    for a, b in zip(volumes.results, arrays.results, strict=True):
+        assert a.gamma_map.shape == (1, 30, 34)
+        np.testing.assert_array_equal(a.gamma_map[0], b.gamma_map)
+        assert a.pass_rate_percent == b.pass_rate_percent
+    assert volumes["1%/1mm"].pass_rate_percent == 100.0 and volumes["1%/0.5mm"].pass_rate_percent < 100.0
