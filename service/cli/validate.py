@@ -8,12 +8,15 @@
 - ``validate dose`` (when :mod:`service.cli.validate_dose` is installed).
 
 Inputs are DICOM folders or files, or ``.nii``/``.nii.gz``/``.mha``/``.mhd``/``.nrrd`` files.
+JSON outputs are strict JSON: infinite or undefined values (PSNR of identical images) are
+written as the strings ``"inf"``, ``"-inf"`` and ``"nan"``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -117,11 +120,23 @@ def _read_mask(text: str) -> Any:
     return Volume.from_sitk(sitk.Cast(image, sitk.sitkFloat32), modality="CT", unit="HU")
 
 
+def _strict(value: Any) -> Any:
+    """JSON has no infinity or NaN: write them as the strings "inf", "-inf" and "nan"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
+
+
 def _write_json(path: str, payload: dict[str, Any], overwrite: bool) -> None:
     from service.atomic import atomic_file
 
+    text = json.dumps(_strict(payload), indent=2, default=str, allow_nan=False)
     with atomic_file(path, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
 
 
 def run_image(args: argparse.Namespace) -> int:

@@ -94,7 +94,10 @@ def _slice_figure(volume: npt.NDArray[Any], centre: tuple[int, int, int], title:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     image = None
     for ax, (name, plane) in zip(axes, _slices(volume, centre), strict=True):
-        image = ax.imshow(plane, origin="upper", aspect="auto", **imshow)
+        # Axial: row 0 at the top, as DICOM displays it; coronal and sagittal: slice 0 at the bottom.
+        image = ax.imshow(
+            plane, origin="upper" if name.startswith("axial") else "lower", aspect="auto", **imshow
+        )
         ax.set_title(f"{title}: {name}")
         ax.set_xticks([])
         ax.set_yticks([])

@@ -106,3 +106,13 @@ def test_image_metrics_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main([*argv, "--mask", str(mask), "--json", str(tmp_path / "m2.json")]) == EXIT_OK
     masked = json.loads((tmp_path / "m2.json").read_text())["metrics"]
     assert masked["mask_source"] == "given" and masked["voxels_band"]["bone"] == masked["mask_voxels"]
+
+
+def test_identical_images_give_strict_json(tmp_path: Path) -> None:
+    ct = _phantom_ct()
+    ref = imageio.write_image(ct, tmp_path / "ct.nii.gz")
+    out = tmp_path / "m.json"
+    assert main(["validate", "image", "--reference", str(ref), "--candidate", str(ref), "--json", str(out)]) == 0
+    text = out.read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    assert json.loads(text)["metrics"]["psnr_db"] == "inf"
