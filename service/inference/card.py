@@ -66,6 +66,9 @@ TASK_MODALITIES: dict[Task, tuple[Modality, Modality]] = {
 }
 
 _DOC_FIELDS = (
+    "title",
+    "normalisation_notes",
+    "parity",
     "architecture",
     "training_data",
     "training",
