@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 F64 = npt.NDArray[np.float64]
 
+#: Upper bound on max_gamma * interp_fraction (60 gives about 1.5 million 3D offsets).
+MAX_SEARCH_STEPS = 60
+
 _CRITERION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*%\s*/\s*([0-9]*\.?[0-9]+)\s*mm\s*$", re.IGNORECASE)
 
 
@@ -161,6 +164,12 @@ class GammaOptions:
             )
         if not (np.isfinite(self.max_gamma) and 1 <= self.max_gamma <= 10):
             raise OptionError(f"max_gamma must be in [1, 10], got {self.max_gamma!r}: pass e.g. 2.")
+        if self.max_gamma * self.interp_fraction > MAX_SEARCH_STEPS:
+            raise OptionError(
+                f"max_gamma x interp_fraction must be <= {MAX_SEARCH_STEPS} (search shells per radius; the "
+                f"3D offsets grow with its cube), got {self.max_gamma:g} x {self.interp_fraction}: lower "
+                "interp_fraction or max_gamma."
+            )
 
     @property
     def normalisation_mode(self) -> Normalisation:

@@ -112,7 +112,8 @@ def test_identical_images_give_strict_json(tmp_path: Path) -> None:
     ct = _phantom_ct()
     ref = imageio.write_image(ct, tmp_path / "ct.nii.gz")
     out = tmp_path / "m.json"
-    assert main(["validate", "image", "--reference", str(ref), "--candidate", str(ref), "--json", str(out)]) == 0
+    argv = ["validate", "image", "--reference", str(ref), "--candidate", str(ref), "--json", str(out)]
+    assert main(argv) == 0
     text = out.read_text()
     assert "Infinity" not in text and "NaN" not in text
     assert json.loads(text)["metrics"]["psnr_db"] == "inf"
