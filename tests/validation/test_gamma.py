@@ -45,6 +45,7 @@ def test_options_validated_once() -> None:
         {"max_gamma": 0.5},
         {"cutoff_percent": 120.0},
         {"normalisation": "x"},
+        {"interp_fraction": 40, "max_gamma": 2.0},  # 80 search steps per radius: too fine
     ):
         with pytest.raises(OptionError):
             GammaOptions(criteria="3%/2mm", **bad)  # type: ignore[arg-type]
