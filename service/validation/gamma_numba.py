@@ -2,9 +2,10 @@
 
 Imported only when numba is installed. Per reference point it visits the shells of
 offsets in order of distance, like the NumPy kernel, and in addition skips work using
-the evaluated grid's cells near the point: trilinear interpolation inside a cell lies
-between the cell's corner minimum and maximum, so a cell whose dose range is far from
-the reference dose gives a lower bound on gamma for every offset landing in it. A shell
+the evaluated grid's cells near the point, split into sub-cells: trilinear interpolation
+inside a (sub-)cell lies between its corner minimum and maximum, so a sub-cell whose dose
+range is far from the reference dose gives a lower bound on gamma for every offset landing
+in it. A shell
 is skipped when every cell it can touch has a bound above the best gamma so far, and a
 point stops when no remaining cell can beat ``min(best, max_gamma)``. These skips are
 exact: they change run time, not values.
@@ -35,48 +36,68 @@ _SLACK = 1e-9
 #: Reference points per scheduling chunk of the parallel loop.
 _CHUNK = 32
 
+#: Sub-cells per axis over the search radius (bounds resolution), at most 4 per grid cell.
+_SUB_TARGET = 2.0
 
-@numba.njit(cache=True, nogil=True)
-def _cell_ranges(evaluated: Any) -> tuple[Any, Any]:  # pragma: no cover - compiled
-    nz, ny, nx = evaluated.shape
-    cz, cy, cx = max(nz - 1, 1), max(ny - 1, 1), max(nx - 1, 1)
-    lo = np.empty((cz, cy, cx))
-    hi = np.empty((cz, cy, cx))
-    for i in range(cz):
-        for j in range(cy):
-            for k in range(cx):
-                a = evaluated[i, j, k]
-                b = a
-                for di in range(2):
-                    for dj in range(2):
-                        for dk in range(2):
-                            v = evaluated[min(i + di, nz - 1), min(j + dj, ny - 1), min(k + dk, nx - 1)]
-                            a = min(a, v)
-                            b = max(b, v)
-                lo[i, j, k] = a
-                hi[i, j, k] = b
-    return lo, hi
+#: The cell table is built once a shell has this many times more offsets than it has cells.
+_BUILD_FACTOR = 4
 
 
 @numba.njit(cache=True, nogil=True)
 def _cell_table(  # pragma: no cover - compiled
-    f: Any, ref: float, tol: float, lo: Any, hi: Any, cell_lo: Any, cell_hi: Any,
+    f: Any, ref: float, tol: float, lo: Any, hi: Any, sub: Any, evaluated: Any,
     spacing: Any, size: Any, cbound: Any, cdmin: Any, cdmax: Any,
 ) -> None:  # fmt: skip
-    """Fill the per-cell dose bound and distance range for one point at index position f."""
+    """Fill the dose bound and distance range of the sub-cells near one point (index position f).
+
+    Each grid cell is split into ``sub`` parts per axis; ``lo``/``hi`` are sub-cell indices.
+    Trilinear interpolation restricted to a sub-cell is multilinear, so its extremes are at
+    the sub-cell's corners: the bounds below are exact, not estimates.
+    """
+    n0, n1, n2 = hi[0] - lo[0] + 2, hi[1] - lo[1] + 2, hi[2] - lo[2] + 2
+    nodes = np.empty((n0, n1, n2))
+    top0, top1, top2 = max(size[0] - 2, 0), max(size[1] - 2, 0), max(size[2] - 2, 0)
+    for a in range(n0):
+        x0 = (lo[0] + a) / sub[0]
+        i0 = min(int(x0), top0)
+        w0 = x0 - i0
+        j0 = min(i0 + 1, size[0] - 1)
+        for b in range(n1):
+            x1 = (lo[1] + b) / sub[1]
+            i1 = min(int(x1), top1)
+            w1 = x1 - i1
+            j1 = min(i1 + 1, size[1] - 1)
+            for c in range(n2):
+                x2 = (lo[2] + c) / sub[2]
+                i2 = min(int(x2), top2)
+                w2 = x2 - i2
+                j2 = min(i2 + 1, size[2] - 1)
+                c00 = evaluated[i0, i1, i2] * (1 - w2) + evaluated[i0, i1, j2] * w2
+                c01 = evaluated[i0, j1, i2] * (1 - w2) + evaluated[i0, j1, j2] * w2
+                c10 = evaluated[j0, i1, i2] * (1 - w2) + evaluated[j0, i1, j2] * w2
+                c11 = evaluated[j0, j1, i2] * (1 - w2) + evaluated[j0, j1, j2] * w2
+                nodes[a, b, c] = (c00 * (1 - w1) + c01 * w1) * (1 - w0) + (c10 * (1 - w1) + c11 * w1) * w0
     c = 0
-    for i in range(lo[0], hi[0] + 1):
-        for j in range(lo[1], hi[1] + 1):
-            for k in range(lo[2], hi[2] + 1):
-                m = max(0.0, ref - cell_hi[i, j, k], cell_lo[i, j, k] - ref)
+    for i in range(n0 - 1):
+        for j in range(n1 - 1):
+            for k in range(n2 - 1):
+                low = nodes[i, j, k]
+                high = low
+                for di in range(2):
+                    for dj in range(2):
+                        for dk in range(2):
+                            v = nodes[i + di, j + dj, k + dk]
+                            low = min(low, v)
+                            high = max(high, v)
+                m = max(0.0, ref - high, low - ref)
                 m = max(0.0, m - _SLACK * (abs(ref) + tol)) / tol
                 cbound[c] = m * m
                 near = 0.0
                 far = 0.0
-                idx = (i, j, k)
+                idx = (lo[0] + i, lo[1] + j, lo[2] + k)
                 for a in range(3):
-                    low_edge = float(idx[a])
-                    high_edge = low_edge + 1.0 if size[a] > 1 else low_edge
+                    low_edge = idx[a] / sub[a]
+                    high_edge = low_edge + 1.0 / sub[a] if size[a] > 1 else low_edge
                     gap = max(low_edge - f[a], f[a] - high_edge, 0.0) * spacing[a]
                     span = max(abs(f[a] - low_edge), abs(f[a] - high_edge)) * spacing[a]
                     near += gap * gap
@@ -147,8 +168,7 @@ def _kernel(  # pragma: no cover - compiled
     dose_ref: Any,
     dose_tol: Any,
     evaluated: Any,
-    cell_lo: Any,
-    cell_hi: Any,
+    sub: Any,  # (3,) sub-cells per grid cell along each axis, for the bounds
     spacing: Any,
     goffsets: Any,  # (m, 3) offsets in index units
     starts: Any,
@@ -163,6 +183,9 @@ def _kernel(  # pragma: no cover - compiled
     n = findex.shape[0]
     nz, ny, nx = evaluated.shape
     top = np.array([max(nz - 2, 0), max(ny - 2, 0), max(nx - 2, 0)])
+    top_sub = np.array(
+        [max((nz - 1) * sub[0] - 1, 0), max((ny - 1) * sub[1] - 1, 0), max((nx - 1) * sub[2] - 1, 0)]
+    )
     flat = evaluated.ravel()
     sz = ny * nx
     sy = nx
@@ -180,8 +203,8 @@ def _kernel(  # pragma: no cover - compiled
         lo = np.empty(3, dtype=np.int64)
         hi = np.empty(3, dtype=np.int64)
         for a in range(3):
-            lo[a] = min(max(math.floor(f[a] - radius_index[a]), 0), top[a])
-            hi[a] = min(max(math.floor(f[a] + radius_index[a]), 0), top[a])
+            lo[a] = min(max(math.floor((f[a] - radius_index[a]) * sub[a]), 0), top_sub[a])
+            hi[a] = min(max(math.floor((f[a] + radius_index[a]) * sub[a]), 0), top_sub[a])
         interior = True  # the whole search box lies inside the grid: no bounds checks needed
         for a in range(3):
             if f[a] - radius_index[a] < 0 or f[a] + radius_index[a] > size[a] - 1:
@@ -202,12 +225,12 @@ def _kernel(  # pragma: no cover - compiled
             dterm = ratio * ratio
             best2 = best * best
             count = starts[s + 1] - starts[s]
-            if best < np.inf and ncell * 2 <= count:
+            if best < np.inf and ncell * _BUILD_FACTOR <= count:
                 if not built:
                     cbound = np.empty(ncell)
                     cdmin = np.empty(ncell)
                     cdmax = np.empty(ncell)
-                    _cell_table(f, ref, tol, lo, hi, cell_lo, cell_hi, spacing, size, cbound, cdmin, cdmax)
+                    _cell_table(f, ref, tol, lo, hi, sub, evaluated, spacing, size, cbound, cdmin, cdmax)
                     built = True
                 # Stop if no cell at distance >= d can beat min(best, max_gamma); skip this
                 # shell if no cell it touches can beat best.
@@ -246,7 +269,10 @@ def _kernel(  # pragma: no cover - compiled
                 i1 = min(int(g1), top[1])
                 i2 = min(int(g2), top[2])
                 if built:
-                    cell = ((i0 - lo[0]) * wy + (i1 - lo[1])) * wx + (i2 - lo[2])
+                    s0 = min(int(g0 * sub[0]), top_sub[0]) - lo[0]
+                    s1 = min(int(g1 * sub[1]), top_sub[1]) - lo[1]
+                    s2 = min(int(g2 * sub[2]), top_sub[2]) - lo[2]
+                    cell = (s0 * wy + s1) * wx + s2
                     if cbound[cell] + dterm >= best2:
                         continue
                 w0 = g0 - i0
@@ -288,7 +314,10 @@ def search(
     goffsets = np.ascontiguousarray(offsets / spacing)
     radius_index = distances[-1] / spacing if len(distances) else np.zeros(3)
     radius_index = np.where(np.asarray(evaluated.shape) > 1, radius_index, 0.0)  # singleton (2D) axis
-    cell_lo, cell_hi = _cell_ranges(evaluated)
+    # Sub-cells for the bounds: about 10 per axis over the search box, at most 4 per cell.
+    reach = float(radius_index.max()) if len(radius_index) else 0.0
+    split = int(max(1, min(4, _SUB_TARGET / reach))) if reach > 0 else 1
+    sub = np.where(np.asarray(evaluated.shape) > 1, split, 1).astype(np.int64)
     lattice = bool(np.all(np.abs(findex - np.rint(findex)) < 1e-9))
     # Corner index and weight of each offset for lattice points: floor for g <= 0, ceil - 1
     # for g > 0, so an interior point never reads past the grid's last plane.
@@ -301,7 +330,7 @@ def search(
     # chunks scheduled dynamically keep all threads busy.
     with numba.parallel_chunksize(_CHUNK):
         result: F64 = _kernel(
-            findex, dose_ref, dose_tol, np.ascontiguousarray(evaluated), cell_lo, cell_hi, spacing,
+            findex, dose_ref, dose_tol, np.ascontiguousarray(evaluated), sub, spacing,
             goffsets, starts, distances, radius_index, float(dta_mm), float(max_gamma),
             lattice, obase, weights,
         )  # fmt: skip
