@@ -27,7 +27,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -128,6 +128,19 @@ class GammaOptions:
     interp_fraction: int = 10
     max_gamma: float = 2.0
     use_numba: bool = True
+
+    if TYPE_CHECKING:  # what the generated __init__ accepts (criteria are parsed into a tuple)
+
+        def __init__(
+            self,
+            criteria: str | GammaCriterion | Sequence[GammaCriterion | str],
+            normalisation: Normalisation | str = Normalisation.GLOBAL,
+            normalisation_dose: float | None = None,
+            cutoff_percent: float = 10.0,
+            interp_fraction: int = 10,
+            max_gamma: float = 2.0,
+            use_numba: bool = True,
+        ) -> None: ...
 
     def __post_init__(self) -> None:
         raw: Any = self.criteria
@@ -294,6 +307,14 @@ def gamma(
     -------
     GammaResult
         One :class:`CriterionResult` per criterion, maps shaped like ``dose_reference``.
+
+    Raises
+    ------
+    VolumeError
+        Axes that do not match the arrays, an irregular evaluated grid, 2D against 3D, or a
+        reference without positive dose.
+    NumericError
+        NaN or infinite doses.
     """
     ref = np.asarray(dose_reference, dtype=np.float64)
     ev = np.asarray(dose_evaluation, dtype=np.float64)

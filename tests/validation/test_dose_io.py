@@ -120,7 +120,7 @@ def test_image_file_round_trip(tmp_path: Path) -> None:
     assert back.modality is Modality.RTDOSE and back.unit is Unit.GY
     np.testing.assert_allclose(back.array, vol.array, rtol=1e-6)
     assert back.same_grid(vol, atol_mm=1e-3)
-    ct = Volume(array=np.zeros((2, 3, 4)), spacing_mm=(1, 1, 1))
+    ct = Volume(array=np.zeros((2, 3, 4), dtype=np.float32), spacing_mm=(1, 1, 1))
     ct_path = imageio.write_image(ct, tmp_path / "ct.mha")
     with pytest.raises(Exception, match="CT"):
         read_dose(ct_path)

@@ -8,7 +8,7 @@ import pytest
 from service.errors import OptionError, VolumeError
 from service.validation import gamma_kernel
 from service.validation.gamma import GammaCriterion, GammaOptions, gamma, gamma_volumes
-from service.volume import Volume
+from service.volume import Modality, Unit, Volume
 
 
 def _axes(shape: tuple[int, ...], spacing: float) -> tuple[np.ndarray, ...]:
@@ -23,7 +23,7 @@ def _gauss(
         (m - c - (shift if i == len(axes) - 1 else 0.0)) ** 2
         for i, (m, c) in enumerate(zip(mesh, centre, strict=True))
     )
-    return 50.0 * np.exp(-r2 / (2 * width**2))
+    return np.asarray(50.0 * np.exp(-r2 / (2 * width**2)), dtype=np.float64)
 
 
 def test_parse_criterion() -> None:
@@ -48,7 +48,7 @@ def test_options_validated_once() -> None:
         {"interp_fraction": 40, "max_gamma": 2.0},  # 80 search steps per radius: too fine
     ):
         with pytest.raises(OptionError):
-            GammaOptions(criteria="3%/2mm", **bad)  # type: ignore[arg-type]
+            GammaOptions(criteria="3%/2mm", **bad)
     with pytest.raises(OptionError, match="local"):
         GammaOptions(criteria="3%/2mm", normalisation="local", cutoff_percent=0.0)
 
@@ -175,8 +175,8 @@ def _dose_volume(
         spacing_mm=(2.0, 2.0, 2.0),
         origin_mm=origin,
         direction=np.eye(3) if direction is None else direction,
-        modality="RTDOSE",
-        unit="Gy",
+        modality=Modality.RTDOSE,
+        unit=Unit.GY,
     )
 
 
@@ -209,7 +209,7 @@ def test_single_plane_volumes_get_a_2d_gamma() -> None:
     axes = _axes((30, 34), 1.0)
     plane = _gauss(axes, (15.0, 17.0), 5.0)
     shifted = _gauss(axes, (15.0, 17.0), 5.0, shift=1.0)
-    ref = Volume(array=plane[None], spacing_mm=(1.0, 1.0, 3.0), modality="RTDOSE", unit="Gy")
+    ref = Volume(array=plane[None], spacing_mm=(1.0, 1.0, 3.0), modality=Modality.RTDOSE, unit=Unit.GY)
     ev = ref.with_array(shifted[None])
     opts = GammaOptions(criteria="1%/1mm,1%/0.5mm")
     volumes = gamma_volumes(ref, ev, opts)

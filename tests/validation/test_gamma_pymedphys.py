@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pydicom
 import pytest
@@ -9,7 +11,7 @@ from pydicom.data import get_testdata_file
 from scipy import ndimage
 
 from service.validation.dose_io import read_dose
-from service.validation.gamma import GammaOptions, gamma, gamma_volumes, volume_axes
+from service.validation.gamma import GammaCriterion, GammaOptions, gamma, gamma_volumes, volume_axes
 from service.volume import Volume
 
 pymedphys = pytest.importorskip("pymedphys", reason="pymedphys is a dev dependency for agreement tests")
@@ -29,7 +31,14 @@ def _interp_algo() -> str:
     return "pymedphys"
 
 
-def _pymedphys_rate(axes_ref, ref, axes_ev, ev, options: GammaOptions, criterion) -> tuple[float, np.ndarray]:
+def _pymedphys_rate(
+    axes_ref: Any,
+    ref: np.ndarray,
+    axes_ev: Any,
+    ev: np.ndarray,
+    options: GammaOptions,
+    criterion: GammaCriterion,
+) -> tuple[float, np.ndarray]:
     g = pymedphys.gamma(
         tuple(axes_ref),
         ref,
@@ -49,7 +58,7 @@ def _pymedphys_rate(axes_ref, ref, axes_ev, ev, options: GammaOptions, criterion
     return 100.0 * float(np.mean(valid <= 1.0)), g
 
 
-def _compare(axes_ref, ref, axes_ev, ev, options: GammaOptions) -> None:
+def _compare(axes_ref: Any, ref: np.ndarray, axes_ev: Any, ev: np.ndarray, options: GammaOptions) -> None:
     ours = gamma(axes_ref, ref, axes_ev, ev, options)
     for res in ours.results:
         rate, g = _pymedphys_rate(axes_ref, ref, axes_ev, ev, options, res.criterion)
@@ -102,7 +111,7 @@ def test_3d_matches_pymedphys() -> None:
 
 
 def _rtdose() -> Volume:
-    return read_dose(get_testdata_file("rtdose.dcm", download=False), prescribed_dose_gy=2.0)
+    return read_dose(str(get_testdata_file("rtdose.dcm", download=False)), prescribed_dose_gy=2.0)
 
 
 @pytest.mark.parametrize(
@@ -140,7 +149,7 @@ def test_real_rtdose_against_perturbed_copy(perturbation: str) -> None:
             ours_rate = res.pass_rate_percent
         assert abs(ours_rate - rate) <= TOLERANCE_PP, (perturbation, str(res.criterion), ours_rate, rate)
     # The real file read independently with pydicom gives the same reference maximum.
-    ds = pydicom.dcmread(get_testdata_file("rtdose.dcm", download=False))
+    ds = pydicom.dcmread(str(get_testdata_file("rtdose.dcm", download=False)))
     assert ours.normalisation_dose == pytest.approx(
         float(ds.pixel_array.max()) * float(ds.DoseGridScaling) * 2.0
     )

@@ -9,7 +9,7 @@ import pytest
 
 from service.errors import VolumeError
 from service.validation.metrics import body_mask, image_metrics, ssim
-from service.volume import Volume
+from service.volume import Modality, Unit, Volume
 
 REAL_CT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real" / "ct-cort-liver"
 
@@ -85,7 +85,7 @@ def test_refusals() -> None:
     other = Volume(array=_phantom(), spacing_mm=(1.0, 1.0, 2.5))
     with pytest.raises(VolumeError, match="resample"):
         image_metrics(ref, other)
-    mr = Volume(array=_phantom() + 1000, spacing_mm=(1.0, 1.0, 2.0), modality="MR", unit="MR_AU")
+    mr = Volume(array=_phantom() + 1000, spacing_mm=(1.0, 1.0, 2.0), modality=Modality.MR, unit=Unit.MR_AU)
     with pytest.raises(VolumeError, match="CT in HU"):
         image_metrics(ref, mr)
 
