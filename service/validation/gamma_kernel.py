@@ -23,10 +23,13 @@ inputs are lifted to 3D with a singleton axis by the caller.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
+
+log = logging.getLogger(__name__)
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -189,6 +192,9 @@ def search_numba() -> Callable[..., F64] | None:
         try:
             from service.validation.gamma_numba import search
         except ImportError:  # numba not installed: the NumPy kernel is used
+            _NUMBA.append(None)
+        except (RuntimeError, OSError) as exc:  # e.g. numba finds no writable cache folder
+            log.warning("compiled gamma kernel unavailable (%s); using the NumPy kernel (same values)", exc)
             _NUMBA.append(None)
         else:
             _NUMBA.append(search)
