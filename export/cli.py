@@ -56,7 +56,7 @@ def _training_record(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.evaluate import evaluate_folder
+    from export.evaluate import TARGETS, evaluate_folder, meets_target
     from export.onnx_export import export_onnx, load_best
     from export.parity import check_parity
     from export.repository import build_card, write_entry
@@ -111,7 +111,14 @@ def run(args: argparse.Namespace) -> int:
         staging = Path(tmp) / "repository"
         write_entry(staging, onnx_path=onnx_path, card=card)
         evaluation = evaluate_folder(Engine(staging), args.name, args.test_data, preset)
-        card["metrics"] = {"held_out": evaluation.to_dict(), "test_data": str(args.test_data.name)}
+        card["metrics"] = {
+            "held_out": evaluation.to_dict(),
+            "test_data": str(args.test_data.name),
+            "target": TARGETS[preset.task.value],
+            "target_met": meets_target(preset.task.value, evaluation.mean()),
+            "convention": "SynthRAD: MAE/ME/RMSE in HU inside the body mask; PSNR and SSIM on HU clipped "
+            "to [-1024, 3000], data range 4024; HU bands on the reference: air < -200, bone >= 250.",
+        }
         if args.test_data.joinpath("dataset.json").exists():
             card["metrics"]["test_dataset"] = json.loads(args.test_data.joinpath("dataset.json").read_text())
         if not evaluation.subjects:

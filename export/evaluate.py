@@ -21,6 +21,22 @@ from models.training.dataset import DATASET_TASK
 from service.inference.engine import Engine
 from service.volume import Volume
 
+#: Product targets on held-out data (issue contract), by task value.
+TARGETS: dict[str, str] = {
+    "mr-to-ct": "MAE in the body ≤ 60 HU",
+    "cbct-to-ct": "MAE in the body ≤ 40 HU and ≥ 60 % below the input CBCT's",
+    "pet-denoise": "PSNR gain ≥ 6 dB at DRF 10",
+}
+
+
+def meets_target(task: str, mean: Mapping[str, float]) -> bool:
+    """Whether held-out mean metrics meet the task's target in :data:`TARGETS`."""
+    if task == "mr-to-ct":
+        return mean["mae_hu"] <= 60.0
+    if task == "cbct-to-ct":
+        return mean["mae_hu"] <= 40.0 and mean["mae_hu"] <= 0.4 * mean["input_mae_hu"]
+    return mean["psnr_gain_db"] >= 6.0
+
 
 @dataclass(frozen=True)
 class Evaluation:
