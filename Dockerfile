@@ -11,7 +11,8 @@
 # Config: RADTRANSLATE_* environment variables or a TOML file (RADTRANSLATE_CONFIG=/etc/radtranslate/server.toml);
 #         see docs/service.md. Without TLS or tokens the server binds 127.0.0.1 only, i.e. it is
 #         unreachable from outside the container: configure RADTRANSLATE_TOKEN_FILE and/or TLS.
-# Models: mount a Triton-layout repository at /models (read-only), or bake one in a derived image:
+# Models: the shipped repository (models/repository) is baked in at /models; mount another
+#         Triton-layout repository at /models (read-only) to replace it, or bake one in a derived image:
 #         FROM radtranslate:0.1.0
 #         COPY --chown=10001:10001 repository/ /models/
 
@@ -42,6 +43,8 @@ RUN apt-get update \
  && useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin radtranslate \
  && mkdir -p /models /etc/radtranslate && chown 10001:10001 /models
 COPY --from=build /opt/venv /opt/venv
+# The shipped model repository is baked in; mounting another repository at /models replaces it.
+COPY --chown=10001:10001 models/repository/ /models/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
