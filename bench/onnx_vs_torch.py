@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import statistics
 import tempfile
 import time
@@ -20,7 +21,7 @@ import onnxruntime as ort
 import torch
 
 from export.onnx_export import export_onnx
-from models.networks import size_multiple
+from models.networks import GeneratorSpec, size_multiple
 from models.training.config import PRESETS
 from models.training.families import build_export_module
 
@@ -46,14 +47,26 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--repository",
+        type=Path,
+        default=None,
+        help="time the shipped models' architectures (from their cards)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
-    print(f"{'task':<12} {'family':<9} {'torch ms/slice':>15} {'onnxruntime ms/slice':>21} {'ratio':>6}")
-    for task, preset in PRESETS.items():
-        module = build_export_module(preset.family, preset.generator).eval()
-        spec = preset.generator
+    print(f"{'model':<16} {'family':<9} {'torch ms/slice':>15} {'onnxruntime ms/slice':>21} {'ratio':>6}")
+    cases = [(task.value, preset.family, preset.generator) for task, preset in PRESETS.items()]
+    if args.repository is not None:
+        cases = []
+        for card_path in sorted(args.repository.glob("*/card.json")):
+            card = json.loads(card_path.read_text())
+            arch = card["architecture"]
+            cases.append((card["name"], arch["family"], GeneratorSpec.from_dict(arch["generator"])))
+    for name, family, spec in cases:
+        module = build_export_module(family, spec).eval()
         with tempfile.TemporaryDirectory() as tmp:
             path = export_onnx(
                 module, Path(tmp) / "m.onnx", in_channels=spec.in_channels, multiple=size_multiple(spec)
@@ -67,7 +80,7 @@ def main() -> None:
             t_ort = (
                 _time(functools.partial(session.run, None, {"input": x}), args.repeats) / args.batch * 1000
             )
-        print(f"{task.value:<12} {preset.family:<9} {t_torch:>15.2f} {t_ort:>21.2f} {t_torch / t_ort:>6.2f}")
+        print(f"{name:<16} {family:<9} {t_torch:>15.2f} {t_ort:>21.2f} {t_torch / t_ort:>6.2f}")
 
 
 if __name__ == "__main__":
