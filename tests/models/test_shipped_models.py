@@ -1,0 +1,84 @@
+"""The shipped models: every card's held-out figures are reproduced by running the shipped ONNX model
+through the serving engine on the same held-out simulated subjects; the product targets are checked.
+
+Held-out subjects are re-simulated from the card's test-set seed (subject i depends only on
+(seed, task, site, i)), so the test needs no stored data and also proves the card reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from export.evaluate import TARGETS, Evaluation, evaluate_ct, evaluate_pet, meets_target
+from models.simulation.dataset import DatasetOptions, simulate_subject
+from models.simulation.loader import Subject
+from models.training.config import PRESETS
+from service.inference.card import Task
+from service.inference.engine import Engine
+from service.inference.repository import ModelRepository, default_repository_path
+
+REPOSITORY = default_repository_path()
+CARDS = sorted(REPOSITORY.glob("*/card.json")) if REPOSITORY.is_dir() else []
+SUBJECTS_CHECKED = 2
+
+
+def _card(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _evaluate(card: dict[str, Any], n: int) -> Evaluation:
+    task = Task.parse(card["task"])
+    preset = PRESETS[task]
+    if task is Task.PET_DENOISE:
+        preset = replace(preset, dataset_input=f"pet_low_drf{int(card['dose_reduction_factor'])}")
+    test_set = card["metrics"]["test_dataset"]
+    options = DatasetOptions(
+        task=test_set["task"], site=test_set["site"], subjects=n, seed=test_set["seed"],
+        drfs=tuple(test_set["drfs"]) if test_set.get("drfs") else (4, 10, 20, 50, 100),
+    )  # fmt: skip
+    subjects = []
+    for i in range(n):
+        sim = simulate_subject(options, i)
+        subjects.append(Subject(sim.name, Path("."), sim.images, sim.mask.array > 0.5))
+    engine = Engine(REPOSITORY)
+    if task is Task.PET_DENOISE:
+        return evaluate_pet(engine, card["name"], subjects, preset)
+    return evaluate_ct(engine, card["name"], subjects, preset)
+
+
+def test_the_repository_ships_an_mr_to_ct_model_within_size() -> None:
+    repository = ModelRepository.load(REPOSITORY)
+    assert any(entry.card.task is Task.MR_TO_CT for entry in repository.entries())
+    for entry in repository.entries():
+        assert entry.model_path.stat().st_size <= 30 * 2**20
+        for field in ("architecture", "training_data", "training", "metrics", "intended_use", "limitations"):
+            assert field in entry.card.documentation, (entry.card.name, field)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("card_path", CARDS, ids=[p.parent.name for p in CARDS])
+def test_card_figures_are_reproduced_by_the_shipped_model(card_path: Path) -> None:
+    card = _card(card_path)
+    held_out = card["metrics"]["held_out"]
+    result = _evaluate(card, SUBJECTS_CHECKED)
+    for i, name in enumerate(result.subjects):
+        j = held_out["subjects"].index(name)
+        for key, value in result.per_subject[i].items():
+            assert value == pytest.approx(held_out["per_subject"][j][key], rel=2e-3, abs=0.05), (name, key)
+    assert np.isfinite(list(held_out["mean"].values())).all()
+
+
+@pytest.mark.parametrize("card_path", CARDS, ids=[p.parent.name for p in CARDS])
+def test_card_states_whether_the_target_is_met(card_path: Path) -> None:
+    """The card's own verdict must match its figures; the target itself is reported, not assumed."""
+    card = _card(card_path)
+    met = meets_target(card["task"], card["metrics"]["held_out"]["mean"])
+    assert card["metrics"]["target"] == TARGETS[card["task"]]
+    assert card["metrics"]["target_met"] is met
