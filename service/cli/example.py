@@ -2,8 +2,8 @@
 
 Translates the example's simulated MR DICOM series with the shipped MR→sCT model (in-process
 engine), writes the synthetic CT as a DICOM series, reads it back as a TPS would, and validates it
-against the example's CT: image metrics in HU (SynthRAD convention) and, with ``--dose``, the gamma
-pass rates of a simple 4-field photon plan computed on the CT and on the sCT.
+against the example's CT: image metrics in HU (SynthRAD convention) and the dose differences and
+gamma pass rates of a simple 4-field photon plan computed on the CT and on the sCT (``--no-dose`` skips it).
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("radtranslate-example"), help="output folder")
     p.add_argument("--models", type=Path, default=None, help="model repository (default: the shipped one)")
     p.add_argument("--task", default="mr-to-ct", help="task of the model to use (default mr-to-ct)")
-    p.add_argument("--dose", action="store_true", help="also compare doses of a 4-field plan (gamma)")
+    p.add_argument(
+        "--no-dose", action="store_true", help="skip the dose comparison (4-field plan on CT and sCT, gamma)"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier output")
     p.set_defaults(func=run)
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         "timings_s": {k: round(v, 3) for k, v in summary.timings_s.items()},
         "image_metrics": metrics,
     }
-    if args.dose:
+    if not args.no_dose:
         from service.validation.dose_compare import body_centre_mm, compare_dose_on_ct_and_sct
         from service.validation.dose_plan import BeamPlan
 
@@ -94,12 +96,36 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2, default=str))
         return 0
     print(f"sCT series written to {sct_dir} by {summary.model} v{summary.version} on {summary.provider}")
-    rows = [(k, f"{v:.2f}" if isinstance(v, float) else str(v)) for k, v in metrics.items()]
-    print("validation against the example's CT (inside the body mask):")
+    print("\nImage agreement with the example's CT, inside its body mask (SynthRAD convention):")
+    bands = metrics.get("mae_band_hu", {})
+    rows = [
+        ("MAE", f"{metrics['mae_hu']:.1f} HU"),
+        ("ME", f"{metrics['me_hu']:+.1f} HU"),
+        ("RMSE", f"{metrics['rmse_hu']:.1f} HU"),
+        ("PSNR", f"{metrics['psnr_db']:.2f} dB"),
+        ("SSIM", f"{metrics['ssim']:.3f}" if metrics.get("ssim") is not None else "n/a"),
+    ]
+    rows += [
+        (f"MAE {band.replace('_', ' ')}", f"{value:.1f} HU")
+        for band, value in bands.items()
+        if value is not None
+    ]
     print(_table(rows))
     if "dose" in result:
-        print("dose, 4-field 6 MV box plan on CT vs sCT:")
-        print(json.dumps(result["dose"], indent=2, default=str))
+        dose = result["dose"]
+        print("\nDose of a 4-field 6 MV box plan (60 mm fields, 2 Gy at the body centre) on CT vs on sCT:")
+        rows = [
+            ("PTV mean dose difference", f"{dose['ptv']['mean_difference_percent_of_prescription']:+.2f} %"),
+            (
+                "body mean dose difference",
+                f"{dose['body']['mean_difference_percent_of_prescription']:+.2f} %",
+            ),
+        ]
+        rows += [
+            (f"gamma {r['criterion']} (global, 10 % cutoff)", f"{r['pass_rate_percent']:.2f} % pass")
+            for r in dose["gamma"]["results"]
+        ]
+        print(_table(rows))
     print(f"full result: {args.out / 'validation.json'}")
     print("Simulated data and a model trained on simulated anatomy: not for clinical use.")
     return 0
