@@ -18,7 +18,7 @@ from service.rpc.chunks import DicomAssembler, VolumeAssembler, iter_chunks, vol
 from service.rpc.config import MiB
 from service.rpc.remote import typed
 from service.rpc.server import SERVICE_NAME, channel_options
-from service.rpc.servicer import geometry_from_proto, geometry_to_proto
+from service.rpc.servicer import dicom_chunks, geometry_from_proto, geometry_to_proto
 from service.volume import Volume
 
 DEFAULT_CHUNK_BYTES = 1 * MiB
@@ -185,16 +185,8 @@ class TranslationClient:
     ) -> Iterator[pb.TranslateRequest]:
         yield header
         for index, blob in enumerate(blobs):
-            for c in iter_chunks(blob, self.chunk_bytes):
-                yield pb.TranslateRequest(
-                    dicom=pb.DicomChunk(
-                        instance_index=index,
-                        instance_size_bytes=len(blob),
-                        offset=c.offset,
-                        data=bytes(c.data),
-                        last=c.last,
-                    )
-                )
+            for chunk in dicom_chunks(index, blob, self.chunk_bytes):
+                yield pb.TranslateRequest(dicom=chunk)
 
     def _volume_requests(self, header: pb.TranslateRequest, volume: Volume) -> Iterator[pb.TranslateRequest]:
         yield header

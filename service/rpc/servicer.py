@@ -63,6 +63,18 @@ def geometry_from_proto(h: pb.VolumeHeader) -> VolumeGeometry:
     )
 
 
+def dicom_chunks(index: int, blob: bytes, chunk_bytes: int) -> Iterator[pb.DicomChunk]:
+    """Instance ``index`` (Part 10 bytes) as DicomChunk messages of at most ``chunk_bytes``."""
+    for c in iter_chunks(blob, chunk_bytes):
+        yield pb.DicomChunk(
+            instance_index=index,
+            instance_size_bytes=len(blob),
+            offset=c.offset,
+            data=bytes(c.data),
+            last=c.last,
+        )
+
+
 def geometry_to_proto(volume: Volume) -> pb.VolumeHeader:
     g = VolumeGeometry.of(volume)
     return pb.VolumeHeader(
@@ -261,16 +273,8 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
         if result.instances is not None:
             total = len(result.instances)
             for index, blob in enumerate(result.instances):
-                for c in iter_chunks(blob, chunk_bytes):
-                    yield pb.TranslateResponse(
-                        dicom=pb.DicomChunk(
-                            instance_index=index,
-                            instance_size_bytes=len(blob),
-                            offset=c.offset,
-                            data=bytes(c.data),
-                            last=c.last,
-                        )
-                    )
+                for chunk in dicom_chunks(index, blob, chunk_bytes):
+                    yield pb.TranslateResponse(dicom=chunk)
                 sent += len(blob)
                 if index % 16 == 15 or index == total - 1:
                     yield pb.TranslateResponse(
