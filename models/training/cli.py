@@ -37,6 +37,9 @@ def register(subparsers: Any) -> None:
         "--val-fraction", type=float, default=0.1, help="subjects held out for per-epoch validation"
     )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where to train (default cpu)"
+    )
     p.add_argument("--drf", type=int, default=10, help="PET: dose-reduction factor of the input images")
     p.add_argument("--channels", default=None, help="generator feature maps per level, e.g. 32,64,128,256")
     p.add_argument("--context-slices", type=int, default=None, help="2.5D input slices (odd)")
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         val_fraction=args.val_fraction,
         threads=args.threads,
+        device=args.device,
         drf=args.drf,
         generator=_generator(args),
         paired_l1=args.paired_l1,

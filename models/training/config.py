@@ -119,6 +119,7 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1
     threads: int = 0  # 0: torch default
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (CUDA when available)
     drf: int = 10  # PET only: the dose-reduction factor whose low-dose images are the input
     generator: GeneratorSpec | None = None  # None: the preset's
     paired_l1: float | None = None  # CycleGAN: paired L1 weight (None: the preset's)
@@ -131,6 +132,10 @@ class TrainConfig:
         for name in ("epochs", "steps_per_epoch", "batch_size", "crop_px"):
             if int(getattr(self, name)) < 1:
                 raise OptionError(f"{name} must be ≥ 1, got {getattr(self, name)}.")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise OptionError(
+                f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}: pass one of these."
+            )
         if not 0.0 <= self.val_fraction < 1.0:
             raise OptionError(f"val_fraction must be in [0, 1), got {self.val_fraction}.")
         multiple = size_multiple(self.generator_spec)

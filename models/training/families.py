@@ -45,6 +45,7 @@ class Family(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
     def train(self, mode: bool = True) -> None: ...
+    def to(self, device: torch.device) -> None: ...
 
 
 def _adam(params: Any, lr: float) -> torch.optim.Adam:
@@ -84,6 +85,11 @@ class _Base:
         for m in self.modules.values():
             m.train(mode)
 
+    def to(self, device: torch.device) -> None:
+        """Move every network (parameters in place, so the optimisers stay valid) to ``device``."""
+        for m in self.modules.values():
+            m.to(device)
+
 
 class Pix2Pix(_Base):
     """Conditional GAN: ``G(x) ≈ y``; ``D`` sees ``(x, y)`` or ``(x, G(x))``."""
@@ -122,7 +128,7 @@ class Pix2Pix(_Base):
             self.d(torch.cat([x, fake], 1))[-1], target_is_real=True, for_discriminator=False
         )
         terms = self._g_extra(fake, y, m)
-        loss_g = adv + sum(terms.values(), torch.zeros(()))
+        loss_g = adv + sum(terms.values(), torch.zeros((), device=adv.device))
         loss_g.backward()
         opt_g.step()
         out = {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()), "adv": float(adv.detach())}

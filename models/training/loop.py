@@ -58,7 +58,18 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def _record_timing(path: Path, seconds: float, epochs: int) -> None:
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (refused when absent) or ``auto`` (CUDA when available)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise OptionError(
+            "device 'cuda' asked for, but torch sees no CUDA device: pass --device cpu or auto."
+        )
+    return torch.device(name)
+
+
+def _record_timing(path: Path, seconds: float, epochs: int, device: torch.device) -> None:
     """Accumulate wall time over a run and its resumptions, with the hardware it ran on."""
     previous: dict[str, Any] = (
         json.loads(path.read_text()) if path.exists() else {"seconds_total": 0.0, "sessions": []}
@@ -69,7 +80,7 @@ def _record_timing(path: Path, seconds: float, epochs: int) -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "device": "cpu",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
     previous["sessions"].append(session)
     previous["seconds_total"] = round(previous["seconds_total"] + seconds, 1)
@@ -132,7 +143,9 @@ def train(
     rng = np.random.default_rng(config.seed)
     preset = config.preset
     spec = config.generator_spec
+    device = resolve_device(config.device)
     family = build_family(preset.family, spec, lr=config.lr, weights=preset.weights)
+    family.to(device)
     sampler = SliceSampler(
         train_subjects,
         context_slices=spec.in_channels,
@@ -155,7 +168,7 @@ def train(
             f"{ckpt_path} exists: pass --resume to continue that run, or choose an empty --out folder."
         )
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=False)
+        state = torch.load(ckpt_path, weights_only=False, map_location=device)
         if state["fingerprint"] != config.fingerprint():
             raise OptionError(
                 f"--resume: the checkpoint was made with {state['fingerprint']}, this run asks for "
@@ -163,7 +176,7 @@ def train(
             )
         family.load_state_dict(state["family"])
         rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         start_epoch, best_mae, best_epoch = state["epoch"], state["best_mae"], state["best_epoch"]
     for epoch in range(start_epoch, config.epochs):
         family.train(True)
@@ -175,8 +188,8 @@ def train(
             leave=False,
         )
         for _ in bar:
-            a = [torch.from_numpy(t) for t in sampler.batch(rng, config.batch_size)]
-            b = [torch.from_numpy(t) for t in sampler.batch(rng, config.batch_size)]
+            a = [torch.from_numpy(t).to(device) for t in sampler.batch(rng, config.batch_size)]
+            b = [torch.from_numpy(t).to(device) for t in sampler.batch(rng, config.batch_size)]
             losses = family.train_step((a[0], a[1], a[2]), (b[0], b[1], b[2]))
             for k, v in losses.items():
                 if not np.isfinite(v):
@@ -212,7 +225,9 @@ def train(
         log.info("epoch %d: %s", epoch + 1, record)
     if not val_subjects:
         _save(best_path, _best_payload(config, family.export_module(), config.epochs, None))
-    _record_timing(config.out / "timing.json", time.perf_counter() - started, config.epochs - start_epoch)
+    _record_timing(
+        config.out / "timing.json", time.perf_counter() - started, config.epochs - start_epoch, device
+    )
     return TrainResult(
         epochs_run=config.epochs - start_epoch,
         best_val_mae=best_mae,

@@ -30,7 +30,8 @@ def predict_normalised(
             [pad_to_multiple(context_stack(inputs, k, context_slices), multiple, pad_value) for k in ks]
         )
         top, left = pad_amounts(h, multiple)[0], pad_amounts(w, multiple)[0]
-        pred = module(torch.from_numpy(stack)).numpy()[:, 0, top : top + h, left : left + w]
+        device = next(module.parameters()).device
+        pred = module(torch.from_numpy(stack).to(device)).cpu().numpy()[:, 0, top : top + h, left : left + w]
         out[start : start + len(ks)] = pred
     return out
 

@@ -67,3 +67,15 @@ def test_crop_must_fit_the_network(tmp_path: Path) -> None:
         TrainConfig(
             task="mr-to-ct", data=tmp_path, out=tmp_path, crop_px=33, generator=TINY[next(iter(TINY))]
         )
+
+
+def test_device_choice_is_checked_and_auto_falls_back_to_cpu(tmp_path: Path) -> None:
+    from models.training.loop import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(OptionError, match="no CUDA device: pass --device cpu or auto"):
+            resolve_device("cuda")
+    with pytest.raises(OptionError, match="device must be 'cpu', 'cuda' or 'auto'"):
+        TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, device="tpu")
