@@ -99,12 +99,12 @@ def evaluate_pet(
     model: str,
     subjects: Iterable[Subject],
     preset: TaskPreset,
-    labels: Mapping[str, np.ndarray] | None = None,
 ) -> Evaluation:
-    """PSNR (peak = reference SUVmax in the body) of output and input; SUVmean/SUVmax biases.
+    """PSNR (peak = reference SUVmax in the body) of output and input, and SUV biases.
 
-    ``labels`` maps subject name to an integer organ/lesion label map when the dataset provides
-    one (the simulator's ``labels`` image); without it only PSNR and body SUVmean bias are reported.
+    With the simulator's ``labels`` image (``simulate --labels``): SUVmean bias per organ (tissue labels
+    with ≥ 50 voxels) and SUVmax bias per lesion (labels ≥ ``LESION_LABEL_BASE``), summarised per subject
+    as mean and max absolute percent, so subjects with different organs and lesions average cleanly.
     """
     names, rows = [], []
     for subject in subjects:
@@ -118,26 +118,33 @@ def evaluate_pet(
             "body_suvmean_bias_percent": 100 * (float(out[mask].mean()) / float(full[mask].mean()) - 1),
         }
         row["psnr_gain_db"] = row["psnr_db"] - row["input_psnr_db"]
-        if labels is not None and subject.name in labels:
-            row.update(_label_biases(full, out, labels[subject.name]))
+        if subject.labels is not None:
+            row.update(label_biases(full, out, subject.labels))
         names.append(subject.name)
         rows.append(row)
     return Evaluation(tuple(names), tuple(rows))
 
 
-def _label_biases(full: np.ndarray, out: np.ndarray, label_map: np.ndarray) -> dict[str, float]:
-    rows: dict[str, float] = {}
-    for value in np.unique(label_map):
-        if value <= 0:
+def label_biases(full: np.ndarray, out: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Organ SUVmean and lesion SUVmax biases (percent), summarised as mean and max of |bias|."""
+    from models.simulation.dataset import LESION_LABEL_BASE
+
+    organ, lesion = [], []
+    for value in np.unique(labels):
+        region = labels == value
+        if value == 0 or region.sum() < (1 if value >= LESION_LABEL_BASE else 50):
             continue
-        region = label_map == value
-        rows[f"label{int(value)}_suvmean_bias_percent"] = 100 * (
-            float(out[region].mean()) / max(float(full[region].mean()), 1e-6) - 1
-        )
-        rows[f"label{int(value)}_suvmax_bias_percent"] = 100 * (
-            float(out[region].max()) / max(float(full[region].max()), 1e-6) - 1
-        )
-    return rows
+        if value >= LESION_LABEL_BASE:
+            lesion.append(100 * (float(out[region].max()) / max(float(full[region].max()), 1e-6) - 1))
+        else:
+            organ.append(100 * (float(out[region].mean()) / max(float(full[region].mean()), 1e-6) - 1))
+    nan = float("nan")
+    return {
+        "organ_suvmean_bias_mean_abs_percent": float(np.mean(np.abs(organ))) if organ else nan,
+        "organ_suvmean_bias_max_abs_percent": float(np.max(np.abs(organ))) if organ else nan,
+        "lesion_suvmax_bias_mean_abs_percent": float(np.mean(np.abs(lesion))) if lesion else nan,
+        "lesion_suvmax_bias_max_abs_percent": float(np.max(np.abs(lesion))) if lesion else nan,
+    }
 
 
 def evaluate_folder(engine: Engine, model: str, data: str | Path, preset: TaskPreset) -> Evaluation:

@@ -6,7 +6,7 @@ Layout (one folder per subject; ``EXT`` is ``.nii.gz`` or ``.mha``)::
     ROOT/1BS0000/ct.EXT  mr.EXT  mask.EXT  subject.json          (task mr-to-ct)
     ROOT/2PS0000/ct.EXT  cbct.EXT  mask.EXT  subject.json        (task cbct-to-ct)
     ROOT/3BS0000/pet_full.EXT  pet_low_drf4.EXT ...  mask.EXT  subject.json   (task pet)
-    (+ labels.EXT, uint8 majority tissue label per voxel, with ``write_labels``)
+    (+ labels.EXT, uint8 majority tissue label per voxel, lesions as 100 + index, with ``write_labels``)
 
 Subject ``i`` is drawn from ``SeedSequence(seed, spawn_key=(task, site, i))``, so its content
 depends only on (seed, task, site, i): generating more subjects reproduces the first ones.
@@ -55,9 +55,12 @@ __all__ = [
 ]
 
 #: Version of the generator; stored in dataset.json (bump when outputs for a seed change).
-GENERATOR_VERSION = "1"
+#: "2": ``labels`` images also mark lesions (LESION_LABEL_BASE + k); every image is identical to version "1".
+GENERATOR_VERSION = "2"
 FORMATS = ("nii.gz", "mha")
 DEFAULT_DRFS: tuple[int, ...] = (4, 10, 20, 50, 100)
+#: In ``labels`` images lesion k (1, 2, ...) is labelled LESION_LABEL_BASE + k; tissues keep their value.
+LESION_LABEL_BASE = 100
 
 
 class Task(enum.StrEnum):
@@ -209,7 +212,10 @@ def simulate_subject(options: DatasetOptions, index: int) -> SimulatedSubject:
     name = subject_name(options.task, options.site, index)
     labels = None
     if options.write_labels:
-        labels = anatomy.volume(anatomy.dominant().astype(np.float32), Modality.CT, Unit.HU)
+        label_map = anatomy.dominant().astype(np.float32)
+        # Lesions (PET) get their own labels, LESION_LABEL_BASE + lesion index, for per-lesion evaluation.
+        label_map[anatomy.lesions > 0] = LESION_LABEL_BASE + anatomy.lesions[anatomy.lesions > 0]
+        labels = anatomy.volume(label_map, Modality.CT, Unit.HU)
     return SimulatedSubject(name, images, anatomy.mask_volume(), meta, labels)
 
 
