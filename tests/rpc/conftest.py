@@ -2,108 +2,49 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from service.inference.engine import Engine, EngineConfig
 from service.rpc.client import TranslationClient
 from service.rpc.config import ServerConfig
 from service.rpc.server import TranslationServer
+from tests.inference.helpers import card as base_card
+from tests.inference.helpers import linear_model, nan_model, write_model
 
 REAL_CT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real" / "ct-cort-liver"
 
-CONFIG_PBTXT = """name: "{name}"
-platform: "onnxruntime_onnx"
-max_batch_size: 4
-input [ {{ name: "input" data_type: TYPE_FP32 dims: [ {c}, -1, -1 ] }} ]
-output [ {{ name: "output" data_type: TYPE_FP32 dims: [ 1, -1, -1 ] }} ]
-"""
-
-
-def onnx_scale_model(scale: float = 1.0, channels: int = 1) -> onnx.ModelProto:
-    """output = scale * input[:, centre channel] (shape N,1,H,W), opset 17."""
-    centre = channels // 2
-    nodes = [
-        helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["mid"]),
-        helper.make_node("Mul", ["mid", "scale"], ["output"]),
-    ]
-    inits = [
-        helper.make_tensor("starts", TensorProto.INT64, [1], [centre]),
-        helper.make_tensor("ends", TensorProto.INT64, [1], [centre + 1]),
-        helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("scale", TensorProto.FLOAT, [], [scale]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "scale",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", channels, "H", "W"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H", "W"])],
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+MR_INPUT: dict[str, Any] = {
+    "modality": "MR",
+    "unit": "MR_AU",
+    "normalisation": {"kind": "percentile", "low_percentile": 0.5, "high_percentile": 99.5, "upper_bound": 2},
+}
 
 
 def card(name: str, task: str, version: str = "1") -> dict[str, Any]:
     """A valid card; CT->CT (cbct-to-ct) or MR->CT (mr-to-ct), 1 context slice, no body mask."""
+    changes: dict[str, Any] = {"name": name, "version": version, "task": task, "site": "any"}
     if task == "mr-to-ct":
-        inp = {
-            "modality": "MR",
-            "unit": "MR_AU",
-            "normalisation": {
-                "kind": "percentile",
-                "low_percentile": 0.5,
-                "high_percentile": 99.5,
-                "upper_bound": 2,
-            },
-        }
-    else:
-        inp = {
-            "modality": "CT",
-            "unit": "HU",
-            "normalisation": {"kind": "clip_linear", "low": -1024, "high": 3071},
-        }
-    return {
-        "schema": "radtranslate.card/v1",
-        "name": name,
-        "version": version,
-        "task": task,
-        "site": "any",
-        "input": inp,
-        "output": {
-            "modality": "CT",
-            "unit": "HU",
-            "normalisation": {"kind": "clip_linear", "low": -1024, "high": 3071},
-            "background": -1000,
-            "clip": [-1024, 3071],
-        },
-        "context_slices": 1,
-        "in_plane_spacing_mm": [1.0, 1.0],
-        "size_multiple": 1,
-        "body_mask": {"kind": "none"},
-        "intended_use": "tests only",
-    }
+        changes["input"] = MR_INPUT
+    return base_card(**changes, intended_use="tests only")
 
 
 def add_model(root: Path, name: str, task: str, *, version: str = "1", scale: float = 1.0) -> None:
-    folder = root / name
-    (folder / version).mkdir(parents=True, exist_ok=True)
-    (folder / "config.pbtxt").write_text(CONFIG_PBTXT.format(name=name, c=1))
-    (folder / "card.json").write_text(json.dumps(card(name, task, version)))
-    onnx.save(onnx_scale_model(scale), str(folder / version / "model.onnx"))
+    """A model whose output is ``scale`` × input (NaN scale: a broken model returning NaN)."""
+    if np.isnan(scale):
+        write_model(root, card(name, task, version), nan_model, max_batch_size=4)
+    else:
+        write_model(root, card(name, task, version), partial(linear_model, channels=1, a=scale, b=0.0),
+                    max_batch_size=4)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
