@@ -15,24 +15,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import median_seconds  # bench/timing.py (scripts run from bench/)
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real" / "ct-cort-liver"
-
-
-def _median_s(func: Callable[[], object], repeats: int) -> float:
-    func()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -60,7 +50,7 @@ def main() -> int:
     iso = body_centre_mm(ct)
     plan = BeamPlan.equally_spaced(4, iso, field_size_mm=100.0, prescription_gy=2.0)
     print(f"CT {ct.shape} (z, y, x), spacing {ct.spacing_mm} mm; isocentre {tuple(round(v, 1) for v in iso)}")
-    dose_s = _median_s(lambda: calculate_dose_detailed(ct, plan), args.repeats)
+    dose_s = median_seconds(lambda: calculate_dose_detailed(ct, plan), args.repeats)
     print(f"4-field dose on the CT: {dose_s:.2f} s (median of {args.repeats}, {args.threads} threads)")
 
     # warm-up on a 16-slice crop: compiles the numba gamma kernel outside the timings

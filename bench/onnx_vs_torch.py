@@ -11,29 +11,18 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
+from timing import median_seconds  # bench/timing.py (scripts run from bench/)
 
 from export.onnx_export import export_onnx
 from models.networks import GeneratorSpec, size_multiple
 from models.training.config import PRESETS
 from models.training.families import build_export_module
-
-
-def _time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    fn()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
 
 
 def _run_torch(module: torch.nn.Module, x: torch.Tensor) -> None:
@@ -76,9 +65,13 @@ def main() -> None:
             x = x.astype(np.float32)
             xt = torch.from_numpy(x)
 
-            t_torch = _time(functools.partial(_run_torch, module, xt), args.repeats) / args.batch * 1000
+            t_torch = (
+                median_seconds(functools.partial(_run_torch, module, xt), args.repeats) / args.batch * 1000
+            )
             t_ort = (
-                _time(functools.partial(session.run, None, {"input": x}), args.repeats) / args.batch * 1000
+                median_seconds(functools.partial(session.run, None, {"input": x}), args.repeats)
+                / args.batch
+                * 1000
             )
         print(f"{name:<16} {family:<9} {t_torch:>15.2f} {t_ort:>21.2f} {t_torch / t_ort:>6.2f}")
 

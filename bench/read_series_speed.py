@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
 import SimpleITK as sitk
+from timing import median_seconds  # bench/timing.py (scripts run from bench/)
 
 from service.dicom import read_series
 
@@ -30,16 +28,6 @@ def _sitk(folder: Path) -> None:
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
     reader.SetOutputPixelType(sitk.sitkFloat32)
     reader.Execute()
-
-
-def _median_s(func: Callable[[], object], repeats: int) -> float:
-    func()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -57,8 +45,8 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores; median of {args.repeats} runs after a warm-up")
     print(f"{'series':<28} {'read_series s':>14} {'SimpleITK s':>12} {'ratio':>7}")
     for name, folder in folders:
-        ours = _median_s(lambda f=folder: read_series(f), args.repeats)  # type: ignore[misc]
-        theirs = _median_s(lambda f=folder: _sitk(f), args.repeats)  # type: ignore[misc]
+        ours = median_seconds(lambda f=folder: read_series(f), args.repeats)  # type: ignore[misc]
+        theirs = median_seconds(lambda f=folder: _sitk(f), args.repeats)  # type: ignore[misc]
         print(f"{name:<28} {ours:>14.3f} {theirs:>12.3f} {ours / theirs:>7.2f}")
     return 0
 
