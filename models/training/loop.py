@@ -167,7 +167,12 @@ def train(
         raise OptionError(
             f"{ckpt_path} exists: pass --resume to continue that run, or choose an empty --out folder."
         )
-    if resume and ckpt_path.exists():
+    if resume and not ckpt_path.exists():
+        raise OptionError(
+            f"--resume: there is no {ckpt_path} to continue: "
+            "check --out, or drop --resume to start a new run."
+        )
+    if resume:
         state = torch.load(ckpt_path, weights_only=False, map_location=device)
         if state["fingerprint"] != config.fingerprint():
             raise OptionError(

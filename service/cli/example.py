@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from service.atomic import atomic_file
 from service.errors import NotFoundError
 
 #: Environment variable overriding where the bundled examples are.
@@ -91,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
         plan = BeamPlan.equally_spaced(4, body_centre_mm(ct), field_size_mm=60.0)
         result["dose"] = compare_dose_on_ct_and_sct(ct, sct, plan, ("3%/3mm", "2%/2mm")).to_dict()
-    (args.out / "validation.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    with atomic_file(args.out / "validation.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0

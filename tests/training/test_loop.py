@@ -60,6 +60,10 @@ def test_existing_run_is_not_overwritten_and_resume_checks_options(tmp_path: Pat
         task="mr-to-ct", data=tmp_path, out=tmp_path / "a", epochs=2, steps_per_epoch=2, batch_size=4,
         crop_px=32, generator=TINY[Task.MR_TO_CT], threads=1, seed=3,
     )  # fmt: skip
+    with pytest.raises(OptionError, match=r"there is no .* to continue: check --out, or drop --resume"):
+        train(_config(Task.MR_TO_CT, tmp_path / "empty", 1), subjects[:1], subjects[1:], progress=False,
+              resume=True)  # fmt: skip
+    assert not (tmp_path / "empty" / "checkpoint.pt").exists()
     with pytest.raises(OptionError, match="use the same options or a new --out folder"):
         train(other, subjects[:1], subjects[1:], progress=False, resume=True)
 
