@@ -23,6 +23,7 @@ from service.inference.normalisation import (
     fit_normalisation,
     normalise,
 )
+from service.inference.prediction import pad_amounts
 from service.volume import Volume
 
 FloatArray = npt.NDArray[np.float32]
@@ -91,12 +92,6 @@ def context_stack(volume: FloatArray, k: int, context_slices: int) -> FloatArray
     half = context_slices // 2
     idx = np.clip(np.arange(k - half, k + half + 1), 0, volume.shape[0] - 1)
     return volume[idx]
-
-
-def pad_amounts(n: int, multiple: int) -> tuple[int, int]:
-    """Padding (before, after) that makes ``n`` a multiple, split as the serving engine splits it."""
-    total = -n % multiple
-    return total // 2, total - total // 2
 
 
 def pad_to_multiple(image: FloatArray, multiple: int, value: float) -> FloatArray:

@@ -6,8 +6,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.training.data import FloatArray, PreparedSubject, context_stack, pad_amounts, pad_to_multiple
+from models.training.data import FloatArray, PreparedSubject, context_stack, pad_to_multiple
 from service.inference.normalisation import denormalise
+from service.inference.prediction import pad_amounts
 
 
 @torch.no_grad()

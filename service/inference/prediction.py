@@ -58,7 +58,8 @@ def check_input(volume: Volume, card: ModelCard) -> None:
         )
 
 
-def _pad_amounts(n: int, multiple: int) -> tuple[int, int]:
+def pad_amounts(n: int, multiple: int) -> tuple[int, int]:
+    """Padding (before, after) that makes ``n`` a multiple of ``multiple``; training pads the same way."""
     total = -n % multiple
     return total // 2, total - total // 2
 
@@ -177,8 +178,8 @@ def predict(volume: Volume, card: ModelCard, run_batch: RunBatch, *, batch_size:
     spacing_xy = (work.spacing_mm[0], work.spacing_mm[1])
     x = to_model_grid(x, spacing_xy, card.in_plane_spacing_mm)
     _, model_h, model_w = x.shape
-    pad_y = _pad_amounts(model_h, card.size_multiple)
-    pad_x = _pad_amounts(model_w, card.size_multiple)
+    pad_y = pad_amounts(model_h, card.size_multiple)
+    pad_x = pad_amounts(model_w, card.size_multiple)
     if any(pad_y + pad_x):
         x = np.pad(x, ((0, 0), pad_y, pad_x), constant_values=card.input.normalisation.pad_value)
     if progress is not None:
