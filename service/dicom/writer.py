@@ -13,7 +13,8 @@ and frame of reference and an anonymous patient are written, and both SeriesDesc
 DerivationDescription say so.
 
 Instances are numbered along cross(i, j) (see :func:`service.dicom.modules.slice_order`).
-Everything is encoded in memory first; files are written through
+Everything is encoded in memory first (Part 10 bytes by
+:func:`service.dicom.part10.encode_part10`); files are written through
 :func:`service.atomic.atomic_directory`, so a failure leaves nothing at ``out_dir``.
 """
 
@@ -30,6 +31,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from service import __version__
 from service.atomic import atomic_directory
 from service.dicom import modules, writer_ct, writer_pet
+from service.dicom.part10 import encode_part10
 from service.dicom.uids import IMPLEMENTATION_CLASS_UID, new_uid
 from service.errors import OptionError, VolumeError
 from service.logs import hash_uid
@@ -248,9 +250,10 @@ def write_derived_series(
     )
     final = Path(out_dir)
     names = [f"{ds.Modality}_{int(ds.InstanceNumber):05d}.dcm" for ds in datasets]
+    blobs = encode_part10(datasets)
     with atomic_directory(final, overwrite=overwrite) as tmp:
-        for name, ds in zip(names, datasets, strict=True):
-            ds.save_as(tmp / name, enforce_file_format=True)
+        for name, blob in zip(names, blobs, strict=True):
+            (tmp / name).write_bytes(blob)
     series_uid = str(datasets[0].SeriesInstanceUID)
     log.info(
         "wrote derived series",

@@ -135,18 +135,13 @@ def encode_dicom(
     volume: Volume, *, model_name: str, model_version: str, cancel: threading.Event | None = None
 ) -> tuple[list[bytes], str]:
     """Encode a derived series; returns the Part 10 bytes of each instance and the series UID."""
-    from pydicom.filewriter import dcmwrite
-
+    from service.dicom.part10 import encode_part10
     from service.dicom.writer import encode_derived_series
 
     datasets = encode_derived_series(volume, model_name=model_name, model_version=model_version)
-    blobs = []
-    for ds in datasets:
-        if cancel is not None:
-            _check_cancel(cancel, "encoding all instances")
-        buffer = io.BytesIO()
-        dcmwrite(buffer, ds, enforce_file_format=True)
-        blobs.append(buffer.getvalue())
+    if cancel is not None:
+        _check_cancel(cancel, "serialising the instances")
+    blobs = encode_part10(datasets)
     series_uid = str(datasets[0].SeriesInstanceUID) if datasets else ""
     return blobs, series_uid
 

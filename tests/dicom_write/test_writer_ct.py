@@ -154,16 +154,16 @@ def test_out_of_range_hu_is_refused_and_nothing_is_written(small_ct: Volume, tmp
 def test_failure_during_writing_leaves_nothing_behind(
     small_ct: Volume, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = pydicom.Dataset.save_as
+    original = Path.write_bytes
     calls = {"n": 0}
 
-    def failing_save(self: pydicom.Dataset, *args: object, **kwargs: object) -> None:
+    def failing_write(self: Path, data: Any) -> int:
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError("disk full (simulated)")
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        return original(self, data)
 
-    monkeypatch.setattr(pydicom.Dataset, "save_as", failing_save)
+    monkeypatch.setattr(Path, "write_bytes", failing_write)
     parent = tmp_path / "outputs"
     parent.mkdir()
     with pytest.raises(OSError, match="disk full"):
