@@ -10,8 +10,12 @@ the source grid take the value of the nearest edge sample (no extrapolation).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import numpy.typing as npt
+
+from service.volume import Volume
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -82,3 +86,30 @@ def to_input_grid(array: FloatArray, spacing_xy_mm: tuple[float, float],
     ny, nx = shape_yx
     out = resample_axis(array, 2, nx, tx, sx)
     return resample_axis(out, 1, ny, ty, sy)
+
+
+def mask_to_input_grid(mask: npt.NDArray[np.bool_], spacing_xy_mm: tuple[float, float],
+                       target_xy_mm: tuple[float, float], shape_yx: tuple[int, int]) -> npt.NDArray[np.bool_]:
+    """A model-grid mask ``(z, y', x')`` on the input grid of ``shape_yx``, by nearest neighbour:
+    each input pixel takes the value of the model voxel whose centre is nearest (the grids are
+    centre-aligned as in :func:`to_model_grid`)."""
+    (sx, sy), (tx, ty) = spacing_xy_mm, target_xy_mm
+    ny, nx = shape_yx
+    _, my, mx = mask.shape
+    iy = np.clip(np.rint(_coordinates(ny, my, sy / ty)), 0, my - 1).astype(np.intp)
+    ix = np.clip(np.rint(_coordinates(nx, mx, sx / tx)), 0, mx - 1).astype(np.intp)
+    out: npt.NDArray[np.bool_] = np.take(np.take(mask, iy, axis=1), ix, axis=2)
+    return out
+
+
+def model_grid_volume(volume: Volume, array: FloatArray, target_xy_mm: tuple[float, float]) -> Volume:
+    """``array`` (from :func:`to_model_grid` of ``volume.array``) as a volume on the model grid:
+    the card's in-plane spacing, the same slices and axes, centred on the input grid."""
+    (tx, ty), (sx, sy, sz) = target_xy_mm, volume.spacing_mm
+    _, ny, nx = volume.shape
+    _, my, mx = array.shape
+    # Model index (0, 0) sits at input index ((n - 1) - (m - 1) * t / s) / 2 along each axis.
+    corner = np.array([((nx - 1) - (mx - 1) * tx / sx) / 2.0, ((ny - 1) - (my - 1) * ty / sy) / 2.0, 0.0])
+    origin = volume.index_to_lps(corner)
+    return dataclasses.replace(volume, array=array, spacing_mm=(float(tx), float(ty), float(sz)),
+                               origin_mm=(float(origin[0]), float(origin[1]), float(origin[2])))

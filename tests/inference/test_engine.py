@@ -138,6 +138,28 @@ def test_background_outside_the_body_mask(tmp_path: Path) -> None:
     np.testing.assert_allclose(out[inside], norm_to_hu(hu_to_norm(40.0) + 0.2), atol=0.05)
 
 
+def test_body_mask_on_the_model_grid_for_a_finer_input(tmp_path: Path) -> None:
+    # A 4 mm square body in a 0.5 mm input, a model at 2 mm: the mask is computed on the 2 mm
+    # grid (as in training) and brought back by nearest neighbour, so the background boundary
+    # lies within one model voxel (2 mm = 4 input pixels) of the true edge.
+    engine = linear_engine(tmp_path, 1.0, 0.2, body_mask={"kind": "hu_threshold", "threshold_hu": -500},
+                           in_plane_spacing_mm=[2.0, 2.0])
+    x = np.full((2, 64, 64), -1000.0, np.float32)
+    x[:, 16:48, 12:52] = 40.0
+    result = engine.translate(ct(x, (0.5, 0.5, 3.0)), model="cbct-test")
+    out = result.volume.array
+    assert result.volume.shape == x.shape
+    core = np.zeros(x.shape, bool)
+    core[:, 20:44, 16:48] = True
+    halo = np.zeros(x.shape, bool)
+    halo[:, 12:52, 8:56] = True
+    assert np.all(out[~halo] == -1000.0)
+    np.testing.assert_allclose(out[core], norm_to_hu(hu_to_norm(40.0) + 0.2), atol=0.05)
+    # The outline is that of the body, not of the field: most of the band is decided.
+    band = halo & ~core
+    assert 0.2 < np.mean(out[band] == -1000.0) < 0.8
+
+
 def test_cancel_stops_between_batches(tmp_path: Path) -> None:
     engine = linear_engine(tmp_path, 1.0, 0.0)
     cancel = threading.Event()
