@@ -28,13 +28,20 @@ class GeneratorSpec:
     channels
         Feature maps per level; each level halves H and W, so inputs must be multiples of
         ``2 ** (len(channels) - 1)``.
+    head
+        ``"tanh"`` (output in [-1, 1]), ``"linear"``, or ``"residual"``: the network learns a
+        correction added to its input in normalised units (the whole stack when
+        ``out_channels == in_channels``, else the centre slice), so it starts as the identity.
+        For translations within one modality (CBCT to CT, low- to full-dose PET) this is the
+        natural parameterisation; without it the output's global level must first drift from
+        zero through one bias, which takes thousands of steps.
     """
 
     kind: Kind = "unet"
     in_channels: int = 3
     out_channels: int = 1
     channels: tuple[int, ...] = (32, 64, 128, 256)
-    head: Literal["tanh", "linear"] = "tanh"
+    head: Literal["tanh", "linear", "residual"] = "tanh"
     num_res_units: int = 1
     dropout: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -46,8 +53,13 @@ class GeneratorSpec:
             raise OptionError(
                 f"in_channels and out_channels must be ≥ 1, got {self.in_channels}, {self.out_channels}."
             )
-        if self.head not in ("tanh", "linear"):
-            raise OptionError(f"head must be 'tanh' or 'linear', got {self.head!r}.")
+        if self.head not in ("tanh", "linear", "residual"):
+            raise OptionError(f"head must be 'tanh', 'linear' or 'residual', got {self.head!r}.")
+        if self.head == "residual" and self.out_channels not in (1, self.in_channels):
+            raise OptionError(
+                f"a residual head needs out_channels 1 or equal to in_channels ({self.in_channels}), got "
+                f"{self.out_channels}: change out_channels or the head."
+            )
         if len(self.channels) < 2 or any(c < 1 for c in self.channels):
             raise OptionError(
                 f"channels must list ≥ 2 positive feature counts, got {self.channels}: e.g. (32, 64, 128)."
@@ -70,14 +82,21 @@ def size_multiple(spec: GeneratorSpec) -> int:
 
 
 class _Head(nn.Module):
-    def __init__(self, body: nn.Module, head: str) -> None:
+    def __init__(self, body: nn.Module, head: str, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.body = body
-        self.tanh = head == "tanh"
+        self.head = head
+        # Residual: which input channels the correction is added to (all, or the centre one).
+        centre = in_channels // 2
+        self.skip = (0, in_channels) if out_channels == in_channels else (centre, centre + 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.body(x)
-        return torch.tanh(y) if self.tanh else y
+        if self.head == "tanh":
+            return torch.tanh(y)
+        if self.head == "residual":
+            return x[:, self.skip[0]:self.skip[1]] + y
+        return y
 
 
 def unet_generator(spec: GeneratorSpec) -> nn.Module:
@@ -92,7 +111,7 @@ def unet_generator(spec: GeneratorSpec) -> nn.Module:
         norm="INSTANCE",
         dropout=spec.dropout,
     )
-    return _Head(body, spec.head)
+    return _Head(body, spec.head, spec.in_channels, spec.out_channels)
 
 
 def attention_generator(spec: GeneratorSpec) -> nn.Module:
@@ -105,7 +124,7 @@ def attention_generator(spec: GeneratorSpec) -> nn.Module:
         strides=(2,) * (len(spec.channels) - 1),
         dropout=spec.dropout,
     )
-    return _Head(body, spec.head)
+    return _Head(body, spec.head, spec.in_channels, spec.out_channels)
 
 
 def build_generator(spec: GeneratorSpec) -> nn.Module:

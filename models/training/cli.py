@@ -43,6 +43,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--drf", type=int, default=10, help="PET: dose-reduction factor of the input images")
     p.add_argument("--channels", default=None, help="generator feature maps per level, e.g. 32,64,128,256")
     p.add_argument("--context-slices", type=int, default=None, help="2.5D input slices (odd)")
+    p.add_argument("--head", default=None, choices=["tanh", "linear", "residual"],
+                   help="generator output head (default: the task's; residual = input + learned correction)")
     p.add_argument("--paired-l1", type=float, default=None, help="CycleGAN: weight of a paired L1 term")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT from its last epoch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -54,13 +56,15 @@ def _generator(args: argparse.Namespace) -> GeneratorSpec | None:
     from models.training.config import PRESETS
     from service.inference.card import Task
 
-    if args.channels is None and args.context_slices is None:
+    if args.channels is None and args.context_slices is None and args.head is None:
         return None
     base = PRESETS[Task.parse(args.task)].generator.to_dict()
     if args.channels is not None:
         base["channels"] = [int(c) for c in str(args.channels).split(",")]
     if args.context_slices is not None:
         base["in_channels"] = int(args.context_slices)
+    if args.head is not None:
+        base["head"] = args.head
     return GeneratorSpec.from_dict(base)
 
 

@@ -1,0 +1,43 @@
+"""Generator heads: what each adds on top of the MONAI body."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.networks import GeneratorSpec, build_generator
+from service.errors import OptionError
+
+
+@pytest.mark.parametrize("kind", ["unet", "attention_unet"])
+@pytest.mark.parametrize("out_channels", [1, 3])
+def test_residual_head_adds_the_learned_correction_to_the_input(kind: str, out_channels: int) -> None:
+    torch.manual_seed(0)
+    spec = GeneratorSpec(kind=kind, in_channels=3, out_channels=out_channels, channels=(4, 8),
+                         head="residual")
+    net = build_generator(spec).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        correction = net.body(x)
+        y = net(x)
+    skip = x[:, 1:2] if out_channels == 1 else x
+    torch.testing.assert_close(y, skip + correction)
+    assert y.shape == (2, out_channels, 16, 16)
+    # A body that outputs zero makes the generator the identity on the skipped channels.
+    with torch.no_grad():
+        for p in net.body.parameters():
+            p.zero_()
+        torch.testing.assert_close(net(x), skip)
+
+
+def test_tanh_head_bounds_the_output_and_residual_needs_matching_channels() -> None:
+    torch.manual_seed(0)
+    net = build_generator(GeneratorSpec(in_channels=3, channels=(4, 8), head="tanh")).eval()
+    with torch.no_grad():
+        y = net(100 * torch.randn(1, 3, 8, 8))
+    assert float(y.abs().max()) <= 1.0
+    expected = r"residual head needs out_channels 1 or equal to in_channels \(3\), got 2"
+    with pytest.raises(OptionError, match=expected):
+        GeneratorSpec(in_channels=3, out_channels=2, head="residual")
+    with pytest.raises(OptionError, match="head must be 'tanh', 'linear' or 'residual', got 'sigmoid'"):
+        GeneratorSpec(head="sigmoid")  # type: ignore[arg-type]
