@@ -91,7 +91,7 @@ class _Head(nn.Module):
         self.skip = (0, in_channels) if out_channels == in_channels else (centre, centre + 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x)
+        y: torch.Tensor = self.body(x)
         if self.head == "tanh":
             return torch.tanh(y)
         if self.head == "residual":
