@@ -31,7 +31,8 @@ class GeneratorSpec:
     head
         ``"tanh"`` (output in [-1, 1]), ``"linear"``, or ``"residual"``: the network learns a
         correction added to its input in normalised units (the whole stack when
-        ``out_channels == in_channels``, else the centre slice), so it starts as the identity.
+        ``out_channels == in_channels``, else the centre slice), scaled by a learned factor that
+        starts at zero (ReZero, Bachlechner et al. 2021), so training starts from the identity.
         For translations within one modality (CBCT to CT, low- to full-dose PET) this is the
         natural parameterisation; without it the output's global level must first drift from
         zero through one bias, which takes thousands of steps.
@@ -89,13 +90,15 @@ class _Head(nn.Module):
         # Residual: which input channels the correction is added to (all, or the centre one).
         centre = in_channels // 2
         self.skip = (0, in_channels) if out_channels == in_channels else (centre, centre + 1)
+        if head == "residual":
+            self.scale = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y: torch.Tensor = self.body(x)
         if self.head == "tanh":
             return torch.tanh(y)
         if self.head == "residual":
-            return x[:, self.skip[0]:self.skip[1]] + y
+            return x[:, self.skip[0]:self.skip[1]] + self.scale * y
         return y
 
 
