@@ -41,3 +41,16 @@ def test_simulated_pet_labels_mark_each_lesion() -> None:
     suv = subject.images["pet_full"].array
     body = subject.mask.array > 0.5
     assert suv[labels >= LESION_LABEL_BASE].max() > 2 * np.median(suv[body])  # lesions are hot
+
+
+def test_pet_target_needs_psnr_gain_and_both_biases() -> None:
+    from export.evaluate import meets_target
+
+    good = {"psnr_gain_db": 6.5, "organ_suvmean_bias_mean_abs_percent": 2.0,
+            "lesion_suvmax_bias_mean_abs_percent": 8.0}
+    assert meets_target("pet-denoise", good)
+    assert not meets_target("pet-denoise", {**good, "psnr_gain_db": 5.9})
+    assert not meets_target("pet-denoise", {**good, "organ_suvmean_bias_mean_abs_percent": 3.1})
+    assert not meets_target("pet-denoise", {**good, "lesion_suvmax_bias_mean_abs_percent": 10.5})
+    # Without labels the biases are unknown: not shown met.
+    assert not meets_target("pet-denoise", {"psnr_gain_db": 9.0})
