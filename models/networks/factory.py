@@ -33,6 +33,12 @@ class GeneratorSpec:
         correction added to its input in normalised units (the whole stack when
         ``out_channels == in_channels``, else the centre slice), scaled by a learned factor that
         starts at zero (ReZero, Bachlechner et al. 2021), so training starts from the identity.
+    norm
+        Feature normalisation: ``"instance"`` (per image and channel) or ``"batch"`` (running
+        statistics of the training set, fixed at inference). Instance normalisation removes each
+        image's absolute feature level, so a U-Net with it cannot tell a slice that reads 100 HU
+        too low from a correct one -- the global shift that scatter puts on a CBCT; batch
+        normalisation keeps that information. MONAI's AttentionUnet always uses batch norm.
         For translations within one modality (CBCT to CT, low- to full-dose PET) this is the
         natural parameterisation; without it the output's global level must first drift from
         zero through one bias, which takes thousands of steps.
@@ -43,6 +49,7 @@ class GeneratorSpec:
     out_channels: int = 1
     channels: tuple[int, ...] = (32, 64, 128, 256)
     head: Literal["tanh", "linear", "residual"] = "tanh"
+    norm: Literal["instance", "batch"] = "instance"
     num_res_units: int = 1
     dropout: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +68,13 @@ class GeneratorSpec:
                 f"a residual head needs out_channels 1 or equal to in_channels ({self.in_channels}), got "
                 f"{self.out_channels}: change out_channels or the head."
             )
+        if self.norm not in ("instance", "batch"):
+            raise OptionError(f"norm must be 'instance' or 'batch', got {self.norm!r}.")
+        if self.kind == "attention_unet" and self.norm != "batch":
+            raise OptionError(
+                f"MONAI's AttentionUnet always uses batch normalisation, got norm {self.norm!r}: "
+                "pass norm='batch'."
+            )
         if len(self.channels) < 2 or any(c < 1 for c in self.channels):
             raise OptionError(
                 f"channels must list ≥ 2 positive feature counts, got {self.channels}: e.g. (32, 64, 128)."
@@ -74,7 +88,10 @@ class GeneratorSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorSpec:
-        return cls(**{**data, "channels": tuple(data["channels"])})
+        values = {**data, "channels": tuple(data["channels"])}
+        if "norm" not in values:  # specs written before the field existed
+            values["norm"] = "batch" if values.get("kind") == "attention_unet" else "instance"
+        return cls(**values)
 
 
 def size_multiple(spec: GeneratorSpec) -> int:
@@ -111,7 +128,7 @@ def unet_generator(spec: GeneratorSpec) -> nn.Module:
         channels=spec.channels,
         strides=(2,) * (len(spec.channels) - 1),
         num_res_units=spec.num_res_units,
-        norm="INSTANCE",
+        norm="BATCH" if spec.norm == "batch" else "INSTANCE",
         dropout=spec.dropout,
     )
     return _Head(body, spec.head, spec.in_channels, spec.out_channels)

@@ -43,6 +43,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--drf", type=int, default=10, help="PET: dose-reduction factor of the input images")
     p.add_argument("--channels", default=None, help="generator feature maps per level, e.g. 32,64,128,256")
     p.add_argument("--context-slices", type=int, default=None, help="2.5D input slices (odd)")
+    p.add_argument("--norm", default=None, choices=["instance", "batch"],
+                   help="generator feature normalisation (default: the task's)")
     p.add_argument("--head", default=None, choices=["tanh", "linear", "residual"],
                    help="generator output head (default: the task's; residual = input + learned correction)")
     p.add_argument("--paired-l1", type=float, default=None, help="CycleGAN: weight of a paired L1 term")
@@ -56,7 +58,7 @@ def _generator(args: argparse.Namespace) -> GeneratorSpec | None:
     from models.training.config import PRESETS
     from service.inference.card import Task
 
-    if args.channels is None and args.context_slices is None and args.head is None:
+    if args.channels is None and args.context_slices is None and args.head is None and args.norm is None:
         return None
     base = PRESETS[Task.parse(args.task)].generator.to_dict()
     if args.channels is not None:
@@ -65,6 +67,8 @@ def _generator(args: argparse.Namespace) -> GeneratorSpec | None:
         base["in_channels"] = int(args.context_slices)
     if args.head is not None:
         base["head"] = args.head
+    if args.norm is not None:
+        base["norm"] = args.norm
     return GeneratorSpec.from_dict(base)
 
 

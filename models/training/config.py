@@ -78,7 +78,8 @@ PRESETS: dict[Task, TaskPreset] = {
         },
         body_mask={"kind": "hu_threshold", "threshold_hu": -500.0},
         generator=GeneratorSpec(
-            kind="unet", in_channels=3, channels=(32, 64, 128, 256), num_res_units=1, head="residual"
+            kind="unet", in_channels=3, channels=(32, 64, 128, 256), num_res_units=1, head="residual",
+            norm="batch",
         ),
         weights=LossWeights(adversarial=1.0, cycle=10.0, identity=5.0, paired_l1=0.0),
         target_context=3,
@@ -97,7 +98,7 @@ PRESETS: dict[Task, TaskPreset] = {
         },
         body_mask={"kind": "smoothed_threshold", "sigma_mm": 4.0, "threshold": 0.05},
         generator=GeneratorSpec(
-            kind="attention_unet", in_channels=3, channels=(32, 64, 128, 256), head="residual"
+            kind="attention_unet", in_channels=3, channels=(32, 64, 128, 256), head="residual", norm="batch"
         ),
         weights=LossWeights(adversarial=0.5, l1=100.0, gradient=50.0, frequency=10.0),
         dataset_input="pet_low_drf10",
