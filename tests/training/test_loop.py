@@ -29,6 +29,7 @@ def test_each_family_trains_checkpoints_and_logs(task, tmp_path: Path) -> None:
     assert all(r["loss_g"] > 0 and r["loss_d"] > 0 and r["val_mae"] > 0 for r in lines)
     assert result.best is not None and result.best.is_file()
     assert result.best_val_mae == min(r["val_mae"] for r in lines)
+    assert 0 < lines[0]["session_elapsed_s"] <= lines[1]["session_elapsed_s"] <= result.seconds + 0.1
 
 
 def test_resume_continues_exactly_where_it_stopped(tmp_path: Path) -> None:
