@@ -1,12 +1,16 @@
-"""Shared fixtures: paths of the real data, and a synthetic PET header for refusal tests."""
+"""Shared fixtures: paths of the real data, a synthetic PET header for refusal tests, a small CT series."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+
+from service.dicom import read_series
+from service.volume import Volume
 
 REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real"
 
@@ -130,3 +134,12 @@ def build_ct_series(path: Path, out_dir: Path, n_slices: int = 4) -> list[Path]:
         ds.save_as(out)
         paths.append(out)
     return paths
+
+
+@pytest.fixture
+def small_ct(tmp_path: Path) -> Volume:
+    """A 4-slice derived CT series read back (from pydicom's CT_small.dcm)."""
+    src = get_testdata_file("CT_small.dcm", download=False)
+    assert src is not None
+    build_ct_series(Path(src), tmp_path / "src")
+    return read_series(tmp_path / "src")

@@ -10,7 +10,6 @@ from typing import Any
 
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import ImplicitVRLittleEndian
 
@@ -19,7 +18,7 @@ from service.dicom.part10 import encode_part10
 from service.dicom.writer import encode_derived_series
 from service.errors import OutputError
 from service.volume import Volume
-from tests.dicom_write.conftest import build_ct_series, build_pet_series
+from tests.dicom_write.conftest import build_pet_series
 
 MODEL: dict[str, Any] = {"model_name": "mr_to_ct", "model_version": "1"}
 
@@ -32,13 +31,6 @@ def _reference(datasets: list[pydicom.Dataset]) -> list[bytes]:
         blobs.append(buffer.getvalue())
     return blobs
 
-
-@pytest.fixture
-def small_ct(tmp_path: Path) -> Volume:
-    src = get_testdata_file("CT_small.dcm", download=False)
-    assert src is not None
-    build_ct_series(Path(src), tmp_path / "src")
-    return read_series(tmp_path / "src")
 
 
 def test_ct_series_bytes_equal_dcmwrite(small_ct: Volume) -> None:

@@ -21,13 +21,6 @@ from tests.dicom_write.dciodvfy import dciodvfy_errors
 MODEL: dict[str, Any] = {"model_name": "mr_to_ct", "model_version": "1"}
 
 
-@pytest.fixture
-def small_ct(tmp_path: Path) -> Volume:
-    src = get_testdata_file("CT_small.dcm", download=False)
-    assert src is not None
-    build_ct_series(Path(src), tmp_path / "src")
-    return read_series(tmp_path / "src")
-
 
 def _assert_same_geometry(a: Volume, b: Volume) -> None:
     assert a.shape == b.shape
