@@ -33,15 +33,15 @@ class GeneratorSpec:
         correction added to its input in normalised units (the whole stack when
         ``out_channels == in_channels``, else the centre slice), scaled by a learned factor that
         starts at zero (ReZero, Bachlechner et al. 2021), so training starts from the identity.
+        For translations within one modality (CBCT to CT, low- to full-dose PET) this is the
+        natural parameterisation; without it the output's global level must first drift from
+        zero through one bias, which takes thousands of steps.
     norm
         Feature normalisation: ``"instance"`` (per image and channel) or ``"batch"`` (running
         statistics of the training set, fixed at inference). Instance normalisation removes each
         image's absolute feature level, so a U-Net with it cannot tell a slice that reads 100 HU
         too low from a correct one -- the global shift that scatter puts on a CBCT; batch
         normalisation keeps that information. MONAI's AttentionUnet always uses batch norm.
-        For translations within one modality (CBCT to CT, low- to full-dose PET) this is the
-        natural parameterisation; without it the output's global level must first drift from
-        zero through one bias, which takes thousands of steps.
     """
 
     kind: Kind = "unet"
