@@ -115,7 +115,7 @@ class _Head(nn.Module):
         if self.head == "tanh":
             return torch.tanh(y)
         if self.head == "residual":
-            return x[:, self.skip[0]:self.skip[1]] + self.scale * y
+            return x[:, self.skip[0] : self.skip[1]] + self.scale * y
         return y
 
 

@@ -32,6 +32,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop-px", type=int, default=128, help="square training crop (pixels)")
     p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument(
+        "--decay-epochs",
+        type=int,
+        default=0,
+        help="last epochs over which the learning rate falls linearly towards 0 (pix2pix/CycleGAN policy)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--val-fraction", type=float, default=0.1, help="subjects held out for per-epoch validation"
@@ -43,10 +49,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--drf", type=int, default=10, help="PET: dose-reduction factor of the input images")
     p.add_argument("--channels", default=None, help="generator feature maps per level, e.g. 32,64,128,256")
     p.add_argument("--context-slices", type=int, default=None, help="2.5D input slices (odd)")
-    p.add_argument("--norm", default=None, choices=["instance", "batch"],
-                   help="generator feature normalisation (default: the task's)")
-    p.add_argument("--head", default=None, choices=["tanh", "linear", "residual"],
-                   help="generator output head (default: the task's; residual = input + learned correction)")
+    p.add_argument(
+        "--norm",
+        default=None,
+        choices=["instance", "batch"],
+        help="generator feature normalisation (default: the task's)",
+    )
+    p.add_argument(
+        "--head",
+        default=None,
+        choices=["tanh", "linear", "residual"],
+        help="generator output head (default: the task's; residual = input + learned correction)",
+    )
     p.add_argument("--paired-l1", type=float, default=None, help="CycleGAN: weight of a paired L1 term")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT from its last epoch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -86,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         crop_px=args.crop_px,
         lr=args.lr,
+        decay_epochs=args.decay_epochs,
         seed=args.seed,
         val_fraction=args.val_fraction,
         threads=args.threads,

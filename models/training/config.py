@@ -78,7 +78,11 @@ PRESETS: dict[Task, TaskPreset] = {
         },
         body_mask={"kind": "hu_threshold", "threshold_hu": -500.0},
         generator=GeneratorSpec(
-            kind="unet", in_channels=3, channels=(32, 64, 128, 256), num_res_units=1, head="residual",
+            kind="unet",
+            in_channels=3,
+            channels=(32, 64, 128, 256),
+            num_res_units=1,
+            head="residual",
             norm="batch",
         ),
         weights=LossWeights(adversarial=1.0, cycle=10.0, identity=5.0, paired_l1=0.0),
@@ -126,6 +130,7 @@ class TrainConfig:
     drf: int = 10  # PET only: the dose-reduction factor whose low-dose images are the input
     generator: GeneratorSpec | None = None  # None: the preset's
     paired_l1: float | None = None  # CycleGAN: paired L1 weight (None: the preset's)
+    decay_epochs: int = 0  # last epochs over which the learning rate falls linearly towards 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -135,6 +140,11 @@ class TrainConfig:
         for name in ("epochs", "steps_per_epoch", "batch_size", "crop_px"):
             if int(getattr(self, name)) < 1:
                 raise OptionError(f"{name} must be ≥ 1, got {getattr(self, name)}.")
+        if not 0 <= int(self.decay_epochs) <= int(self.epochs):
+            raise OptionError(
+                f"decay_epochs must be in [0, epochs = {self.epochs}], got {self.decay_epochs}: "
+                "pass fewer decay epochs or more epochs."
+            )
         if self.device not in ("cpu", "cuda", "auto"):
             raise OptionError(
                 f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}: pass one of these."
@@ -147,6 +157,18 @@ class TrainConfig:
                 f"crop_px must be a multiple of {multiple} for this generator, got {self.crop_px}: "
                 f"use {self.crop_px + (-self.crop_px) % multiple}."
             )
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based ``epoch``: constant, then linear decay over the last ``decay_epochs``.
+
+        The pix2pix/CycleGAN policy (Isola et al. 2017, Zhu et al. 2017): ``lr`` for the first
+        ``epochs - decay_epochs`` epochs, then ``lr * (1 - k / (decay_epochs + 1))`` in the k-th decay
+        epoch (k = 1 .. decay_epochs), so the rate never reaches 0. A function of the epoch only, so
+        a resumed run follows the same schedule, and a constant-rate run stopped at epoch E continues
+        exactly as a run launched with ``epochs = E + D, decay_epochs = D``.
+        """
+        into_decay = max(0, epoch + 1 - (self.epochs - self.decay_epochs))
+        return self.lr * (1.0 - into_decay / (self.decay_epochs + 1))
 
     @property
     def preset(self) -> TaskPreset:

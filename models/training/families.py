@@ -46,6 +46,7 @@ class Family(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
     def train(self, mode: bool = True) -> None: ...
     def to(self, device: torch.device) -> None: ...
+    def set_lr(self, lr: float) -> None: ...
 
 
 def _adam(params: Any, lr: float) -> torch.optim.Adam:
@@ -84,6 +85,12 @@ class _Base:
     def train(self, mode: bool = True) -> None:
         for m in self.modules.values():
             m.train(mode)
+
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate of every optimiser (generators and discriminators alike)."""
+        for o in self.optimisers.values():
+            for group in o.param_groups:
+                group["lr"] = lr
 
     def to(self, device: torch.device) -> None:
         """Move every network (parameters in place, so the optimisers stay valid) to ``device``."""

@@ -185,6 +185,8 @@ def train(
         start_epoch, best_mae, best_epoch = state["epoch"], state["best_mae"], state["best_epoch"]
     for epoch in range(start_epoch, config.epochs):
         family.train(True)
+        lr = config.lr_at(epoch)
+        family.set_lr(lr)
         sums: dict[str, float] = {}
         bar = tqdm(
             range(config.steps_per_epoch),
@@ -206,7 +208,7 @@ def train(
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix(loss_g=f"{losses['loss_g']:.3f}")
         val_mae = validate(family.export_module(), val_subjects, config)
-        record: dict[str, float | int | None] = {"epoch": epoch + 1}
+        record: dict[str, float | int | None] = {"epoch": epoch + 1, "lr": lr}
         record.update({k: v / config.steps_per_epoch for k, v in sums.items()})
         record["val_mae"] = val_mae
         # Wall seconds since this session started: the time to any epoch survives an interrupted run.

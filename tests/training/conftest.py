@@ -16,8 +16,9 @@ from service.volume import Volume
 SPACING = (2.0, 2.0, 3.0)
 TINY = {
     Task.MR_TO_CT: GeneratorSpec(kind="unet", in_channels=3, channels=(8, 16, 32)),
-    Task.CBCT_TO_CT: GeneratorSpec(kind="unet", in_channels=3, channels=(8, 16, 32), head="residual",
-                                   norm="batch"),
+    Task.CBCT_TO_CT: GeneratorSpec(
+        kind="unet", in_channels=3, channels=(8, 16, 32), head="residual", norm="batch"
+    ),
     Task.PET_DENOISE: GeneratorSpec(
         kind="attention_unet", in_channels=3, channels=(8, 16, 32), head="residual", norm="batch"
     ),

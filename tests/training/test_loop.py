@@ -14,11 +14,17 @@ from service.errors import OptionError
 from tests.training.conftest import TINY, prepared
 
 
-def _config(task, out: Path, epochs: int) -> TrainConfig:
+def _config(task, out: Path, epochs: int, decay_epochs: int = 0) -> TrainConfig:
     return TrainConfig(
         task=task, data=out, out=out, epochs=epochs, steps_per_epoch=2, batch_size=2, crop_px=32,
-        generator=TINY[task], threads=1, seed=3,
+        generator=TINY[task], threads=1, seed=3, decay_epochs=decay_epochs,
     )  # fmt: skip
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    """Every network's weights in a run's checkpoint, keyed by network and parameter name."""
+    modules = torch.load(run / "checkpoint.pt", weights_only=False)["family"]["modules"]
+    return {f"{net}.{k}": v for net, state in modules.items() for k, v in state.items()}
 
 
 def test_each_family_trains_checkpoints_and_logs(task, tmp_path: Path) -> None:
@@ -86,3 +92,34 @@ def test_device_choice_is_checked_and_auto_falls_back_to_cpu(tmp_path: Path) -> 
             resolve_device("cuda")
     with pytest.raises(OptionError, match="device must be 'cpu', 'cuda' or 'auto'"):
         TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, device="tpu")
+
+
+def test_learning_rate_is_constant_then_falls_linearly(tmp_path: Path) -> None:
+    config = TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, epochs=5, decay_epochs=2, lr=1e-3)
+    assert [config.lr_at(e) for e in range(5)] == pytest.approx([1e-3, 1e-3, 1e-3, 2e-3 / 3, 1e-3 / 3])
+    constant = TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, epochs=5, lr=1e-3)
+    assert {constant.lr_at(e) for e in range(5)} == {1e-3}
+    with pytest.raises(OptionError, match=r"decay_epochs must be in \[0, epochs = 5\], got 6"):
+        TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, epochs=5, decay_epochs=6)
+
+
+def test_a_constant_rate_run_continues_into_decay_as_if_launched_with_it(tmp_path: Path) -> None:
+    from service.inference.card import Task
+
+    subjects = prepared(Task.CBCT_TO_CT, range(3))
+    whole = tmp_path / "whole"
+    train(_config(Task.CBCT_TO_CT, whole, 3, decay_epochs=2), subjects[:2], subjects[2:], progress=False)
+    lines = [json.loads(x) for x in (whole / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in lines] == pytest.approx([2e-4, 2e-4 * 2 / 3, 2e-4 / 3])
+    # One epoch at constant rate, then resumed with the decay: the same weights as the whole run.
+    parts = tmp_path / "parts"
+    train(_config(Task.CBCT_TO_CT, parts, 1), subjects[:2], subjects[2:], progress=False)
+    train(_config(Task.CBCT_TO_CT, parts, 3, decay_epochs=2), subjects[:2], subjects[2:], progress=False,
+          resume=True)  # fmt: skip
+    a, b = _weights(whole), _weights(parts)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # The decay changed the training: a constant-rate run of 3 epochs ends elsewhere.
+    flat = tmp_path / "flat"
+    train(_config(Task.CBCT_TO_CT, flat, 3), subjects[:2], subjects[2:], progress=False)
+    c = _weights(flat)
+    assert any(not torch.equal(a[k], c[k]) for k in a)

@@ -13,8 +13,9 @@ from service.errors import OptionError
 @pytest.mark.parametrize("out_channels", [1, 3])
 def test_residual_head_adds_the_learned_correction_to_the_input(kind: str, out_channels: int) -> None:
     torch.manual_seed(0)
-    spec = GeneratorSpec(kind=kind, in_channels=3, out_channels=out_channels, channels=(4, 8),
-                         head="residual", norm="batch")
+    spec = GeneratorSpec(
+        kind=kind, in_channels=3, out_channels=out_channels, channels=(4, 8), head="residual", norm="batch"
+    )
     net = build_generator(spec).eval()
     x = torch.randn(2, 3, 16, 16)
     skip = x[:, 1:2] if out_channels == 1 else x

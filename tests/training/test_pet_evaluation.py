@@ -46,8 +46,11 @@ def test_simulated_pet_labels_mark_each_lesion() -> None:
 def test_pet_target_needs_psnr_gain_and_both_biases() -> None:
     from export.evaluate import meets_target
 
-    good = {"psnr_gain_db": 6.5, "organ_suvmean_bias_mean_abs_percent": 2.0,
-            "lesion_suvmax_bias_mean_abs_percent": 8.0}
+    good = {
+        "psnr_gain_db": 6.5,
+        "organ_suvmean_bias_mean_abs_percent": 2.0,
+        "lesion_suvmax_bias_mean_abs_percent": 8.0,
+    }
     assert meets_target("pet-denoise", good)
     assert not meets_target("pet-denoise", {**good, "psnr_gain_db": 5.9})
     assert not meets_target("pet-denoise", {**good, "organ_suvmean_bias_mean_abs_percent": 3.1})
