@@ -177,15 +177,28 @@ class SimulatedSubject:
     labels: Volume | None = None
 
 
-def simulate_subject(options: DatasetOptions, index: int) -> SimulatedSubject:
-    """Simulate subject ``index`` of ``options`` (deterministic)."""
+def subject_ct(
+    options: DatasetOptions, index: int
+) -> tuple[Anatomy, npt.NDArray[np.float32], CTParams, np.random.Generator]:
+    """The anatomy and CT of subject ``index`` of a CT-based task, and the generator, ready for the rest.
+
+    The first steps of :func:`simulate_subject`, shared with analyses that need the anatomy
+    behind a subject's CT (e.g. :mod:`models.simulation.floor`).
+    """
+    if options.task not in (Task.MR_TO_CT, Task.CBCT_TO_CT):
+        raise OptionError(f"task must be mr-to-ct or cbct-to-ct for a CT, got {options.task.value!r}.")
     rng = subject_rng(options.seed, options.task, options.site, index)
     anatomy = make_anatomy(options.site, rng, downscale=options.downscale)
+    ct_params = CTParams.random(rng)
+    return anatomy, simulate_ct(anatomy, rng, ct_params), ct_params, rng
+
+
+def simulate_subject(options: DatasetOptions, index: int) -> SimulatedSubject:
+    """Simulate subject ``index`` of ``options`` (deterministic)."""
     meta: dict[str, Any] = {"index": index, **options.describe()}
     images: dict[str, Volume] = {}
     if options.task in (Task.MR_TO_CT, Task.CBCT_TO_CT):
-        ct_params = CTParams.random(rng)
-        ct = simulate_ct(anatomy, rng, ct_params)
+        anatomy, ct, ct_params, rng = subject_ct(options, index)
         images["ct"] = anatomy.volume(ct, Modality.CT, Unit.HU)
         meta["ct_params"] = _jsonable(ct_params.__dict__)
         if options.task is Task.MR_TO_CT:
@@ -202,6 +215,8 @@ def simulate_subject(options: DatasetOptions, index: int) -> SimulatedSubject:
     else:
         from models.simulation.pet import PETParams, simulate_pet
 
+        rng = subject_rng(options.seed, options.task, options.site, index)
+        anatomy = make_anatomy(options.site, rng, downscale=options.downscale)
         pet_params = PETParams.random(rng)
         pet = simulate_pet(suv_truth(anatomy, rng), anatomy.grid.spacing_mm, rng, options.drfs, pet_params)
         images["pet_full"] = anatomy.volume(pet.full, Modality.PT, Unit.SUVBW)
