@@ -89,14 +89,32 @@ def _slices(volume: npt.NDArray[Any], centre: tuple[int, int, int]) -> list[tupl
     return [("axial (z)", volume[k]), ("coronal (y)", volume[:, j, :]), ("sagittal (x)", volume[:, :, i])]
 
 
-def _slice_figure(volume: npt.NDArray[Any], centre: tuple[int, int, int], title: str, **imshow: Any) -> str:
+def plane_aspects(spacing_xyz: tuple[float, ...]) -> tuple[float, float, float]:
+    """Pixel aspect (row spacing / column spacing) of the axial, coronal and sagittal planes.
+
+    ``spacing_xyz`` is the voxel spacing in mm along x, y, z; axial planes have y rows and x
+    columns, coronal z rows and x columns, sagittal z rows and y columns.
+    """
+    sx, sy, sz = (float(v) for v in spacing_xyz)
+    return sy / sx, sz / sx, sz / sy
+
+
+def _slice_figure(
+    volume: npt.NDArray[Any],
+    centre: tuple[int, int, int],
+    spacing_xyz: tuple[float, ...],
+    title: str,
+    **imshow: Any,
+) -> str:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     image = None
-    for ax, (name, plane) in zip(axes, _slices(volume, centre), strict=True):
+    planes = _slices(volume, centre)
+    for ax, (name, plane), aspect in zip(axes, planes, plane_aspects(spacing_xyz), strict=True):
         # Axial: row 0 at the top, as DICOM displays it; coronal and sagittal: slice 0 at the bottom.
+        # Drawn to physical proportions (a 3 mm slice is three times as tall as a 1 mm pixel is wide).
         image = ax.imshow(
-            plane, origin="upper" if name.startswith("axial") else "lower", aspect="auto", **imshow
+            plane, origin="upper" if name.startswith("axial") else "lower", aspect=aspect, **imshow
         )
         ax.set_title(f"{title}: {name}")
         ax.set_xticks([])
@@ -191,7 +209,7 @@ def write_gamma_report(
         f"profiles: the reference dose maximum, voxel (z, y, x) = {centre}.</p>",
         "<h2>Results</h2>" + _table([r.to_dict() for r in result.results]),
         "<h2>Dose</h2>",
-        _slice_figure(ref, centre, "reference dose (Gy)", cmap="jet"),
+        _slice_figure(ref, centre, reference.spacing_mm, "reference dose (Gy)", cmap="jet"),
         _profiles(
             {"reference": _lines(ref, centre), "evaluated": _evaluated_lines(reference, evaluated, centre)},
             reference.spacing_mm,
@@ -203,7 +221,9 @@ def write_gamma_report(
         shown = np.where(np.isinf(res.gamma_map), result.options.max_gamma, res.gamma_map)
         sections.append(f"<h2>Gamma {html.escape(str(res.criterion))}</h2>")
         sections.append(
-            _slice_figure(shown, centre, f"gamma {res.criterion}", cmap="RdYlGn_r", vmin=0, vmax=2)
+            _slice_figure(
+                shown, centre, reference.spacing_mm, f"gamma {res.criterion}", cmap="RdYlGn_r", vmin=0, vmax=2
+            )
         )
         fig, ax = plt.subplots(figsize=(6, 3))
         values = shown[np.isfinite(shown)]
@@ -238,8 +258,24 @@ def write_image_report(
         "<h2>Metrics (HU; PSNR in dB)</h2>" + _table([summary]),
         "<h2>MAE per HU band of the reference</h2>" + _table(bands),
         f"<p>Slices and profiles pass through the image centre, voxel (z, y, x) = {centre}.</p>",
-        _slice_figure(reference.array, centre, "reference (HU)", cmap="gray", vmin=-1000, vmax=1500),
-        _slice_figure(difference, centre, "candidate - reference (HU)", cmap="bwr", vmin=-300, vmax=300),
+        _slice_figure(
+            reference.array,
+            centre,
+            reference.spacing_mm,
+            "reference (HU)",
+            cmap="gray",
+            vmin=-1000,
+            vmax=1500,
+        ),
+        _slice_figure(
+            difference,
+            centre,
+            reference.spacing_mm,
+            "candidate - reference (HU)",
+            cmap="bwr",
+            vmin=-300,
+            vmax=300,
+        ),
         _profiles(
             {"reference": _lines(reference.array, centre), "candidate": _lines(candidate.array, centre)},
             reference.spacing_mm,
@@ -248,6 +284,14 @@ def write_image_report(
     ]
     if mask is not None:
         sections.append(
-            _slice_figure(mask.astype(np.float32), centre, "body mask", cmap="gray", vmin=0, vmax=1)
+            _slice_figure(
+                mask.astype(np.float32),
+                centre,
+                reference.spacing_mm,
+                "body mask",
+                cmap="gray",
+                vmin=0,
+                vmax=1,
+            )
         )
     return _write(path, _page("Image comparison report", sections), overwrite)

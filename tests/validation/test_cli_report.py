@@ -117,3 +117,12 @@ def test_identical_images_give_strict_json(tmp_path: Path) -> None:
     text = out.read_text()
     assert "Infinity" not in text and "NaN" not in text
     assert json.loads(text)["metrics"]["psnr_db"] == "inf"
+
+
+def test_report_planes_are_drawn_to_physical_proportions() -> None:
+    from service.validation.report import plane_aspects
+
+    # 1 x 1 mm pixels, 3 mm slices: coronal and sagittal pixels are three times as tall as wide.
+    assert plane_aspects((1.0, 1.0, 3.0)) == (1.0, 3.0, 3.0)
+    # Anisotropic in plane: axial rows (y) 2 mm over columns (x) 0.5 mm; sagittal columns are y.
+    assert plane_aspects((0.5, 2.0, 4.0)) == (4.0, 8.0, 2.0)
