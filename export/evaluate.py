@@ -94,7 +94,8 @@ def evaluate_ct(engine: Engine, model: str, subjects: Iterable[Subject], preset:
     return Evaluation(tuple(names), tuple(rows))
 
 
-def _psnr(reference: np.ndarray, candidate: np.ndarray, mask: np.ndarray) -> float:
+def psnr_db(reference: np.ndarray, candidate: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR (dB) in ``mask`` with the reference maximum in the mask as peak (PET: SUVmax in the body)."""
     peak = float(reference[mask].max())
     mse = float(np.mean((reference[mask] - candidate[mask]) ** 2))
     return float(10 * np.log10(peak**2 / mse)) if mse > 0 else float("inf")
@@ -119,8 +120,8 @@ def evaluate_pet(
         out = engine.translate(low, model=model).volume.array
         mask = subject.mask
         row = {
-            "psnr_db": _psnr(full, out, mask),
-            "input_psnr_db": _psnr(full, low.array, mask),
+            "psnr_db": psnr_db(full, out, mask),
+            "input_psnr_db": psnr_db(full, low.array, mask),
             "body_suvmean_bias_percent": 100 * (float(out[mask].mean()) / float(full[mask].mean()) - 1),
         }
         row["psnr_gain_db"] = row["psnr_db"] - row["input_psnr_db"]

@@ -34,6 +34,7 @@ from models.simulation.anatomy import Anatomy, Site, make_anatomy
 from models.simulation.ct import CTParams, simulate_ct
 from models.simulation.loader import Subject, iter_dataset, load_subject
 from models.simulation.mr import MRParams, MRWeighting, simulate_mr
+from models.simulation.pet import PETParams, PETSimulation, simulate_pet
 from models.simulation.tissues import LESION_SUV_RANGE, N_TISSUES, suv_table
 from service.atomic import atomic_directory, atomic_file
 from service.errors import OptionError, OutputError
@@ -193,6 +194,31 @@ def subject_ct(
     return anatomy, simulate_ct(anatomy, rng, ct_params), ct_params, rng
 
 
+def subject_pet(
+    options: DatasetOptions, index: int, *, noise_free: bool = False
+) -> tuple[Anatomy, PETSimulation]:
+    """The anatomy and PET images of subject ``index`` of a PET dataset (as :func:`simulate_subject`).
+
+    ``noise_free`` also reconstructs the expected full-dose sinogram (:func:`simulate_pet`); the
+    noisy images are the same either way.
+    """
+    if options.task is not Task.PET:
+        raise OptionError(f"task must be pet for PET images, got {options.task.value!r}.")
+    rng = subject_rng(options.seed, options.task, options.site, index)
+    anatomy = make_anatomy(options.site, rng, downscale=options.downscale)
+    pet_params = PETParams.random(rng)
+    suv = suv_truth(anatomy, rng)
+    pet = simulate_pet(suv, anatomy.grid.spacing_mm, rng, options.drfs, pet_params, noise_free=noise_free)
+    return anatomy, pet
+
+
+def label_map(anatomy: Anatomy) -> npt.NDArray[np.float32]:
+    """Majority tissue label per voxel; lesions as ``LESION_LABEL_BASE`` + lesion index (float32)."""
+    labels = anatomy.dominant().astype(np.float32)
+    labels[anatomy.lesions > 0] = LESION_LABEL_BASE + anatomy.lesions[anatomy.lesions > 0]
+    return labels
+
+
 def simulate_subject(options: DatasetOptions, index: int) -> SimulatedSubject:
     """Simulate subject ``index`` of ``options`` (deterministic)."""
     meta: dict[str, Any] = {"index": index, **options.describe()}
@@ -213,24 +239,15 @@ def simulate_subject(options: DatasetOptions, index: int) -> SimulatedSubject:
             images["cbct"] = anatomy.volume(cbct, Modality.CT, Unit.HU)
             meta["cbct_params"] = _jsonable(cbct_params.__dict__)
     else:
-        from models.simulation.pet import PETParams, simulate_pet
-
-        rng = subject_rng(options.seed, options.task, options.site, index)
-        anatomy = make_anatomy(options.site, rng, downscale=options.downscale)
-        pet_params = PETParams.random(rng)
-        pet = simulate_pet(suv_truth(anatomy, rng), anatomy.grid.spacing_mm, rng, options.drfs, pet_params)
+        anatomy, pet = subject_pet(options, index)
+        pet_params = pet.params
         images["pet_full"] = anatomy.volume(pet.full, Modality.PT, Unit.SUVBW)
         for drf, low in sorted(pet.low.items()):
             images[f"pet_low_drf{drf}"] = anatomy.volume(low, Modality.PT, Unit.SUVBW)
         meta["pet_params"] = _jsonable(pet_params.__dict__)
     meta["lesions"] = int(anatomy.lesions.max(initial=0))
     name = subject_name(options.task, options.site, index)
-    labels = None
-    if options.write_labels:
-        label_map = anatomy.dominant().astype(np.float32)
-        # Lesions (PET) get their own labels, LESION_LABEL_BASE + lesion index, for per-lesion evaluation.
-        label_map[anatomy.lesions > 0] = LESION_LABEL_BASE + anatomy.lesions[anatomy.lesions > 0]
-        labels = anatomy.volume(label_map, Modality.CT, Unit.HU)
+    labels = anatomy.volume(label_map(anatomy), Modality.CT, Unit.HU) if options.write_labels else None
     return SimulatedSubject(name, images, anatomy.mask_volume(), meta, labels)
 
 

@@ -47,13 +47,15 @@ class PETSimulation:
     """Reconstructions on the input grid, SUV, float32 ``(z, y, x)``.
 
     ``full`` is the full-dose image, ``low[drf]`` the image at dose fraction ``1/drf``;
-    ``trues_per_slice`` is the mean expected full-dose true count per slice.
+    ``trues_per_slice`` is the mean expected full-dose true count per slice; ``expected`` (only
+    with ``noise_free=True``) the reconstruction of the noise-free full-dose sinogram.
     """
 
     full: F32
     low: dict[int, F32]
     params: PETParams
     trues_per_slice: float = field(default=0.0)
+    expected: F32 | None = None
 
 
 def _validate(suv: np.ndarray, spacing_mm: tuple[float, float, float], drfs: Sequence[int]) -> None:
@@ -110,6 +112,8 @@ def simulate_pet(
     rng: np.random.Generator,
     drfs: Sequence[int] = (4, 10, 20, 50, 100),
     params: PETParams | None = None,
+    *,
+    noise_free: bool = False,
 ) -> PETSimulation:
     """Simulate full-dose and low-dose PET reconstructions of one SUV map.
 
@@ -125,6 +129,9 @@ def simulate_pet(
         Dose reduction factors; one low-dose image per factor.
     params
         Protocol; ``None`` draws :meth:`PETParams.random`.
+    noise_free
+        Also reconstruct the expected (noise-free) full-dose sinogram, the image an ideal
+        denoiser would aim at. It draws nothing from ``rng``: ``full`` and ``low`` are unchanged.
 
     Returns
     -------
@@ -167,7 +174,11 @@ def simulate_pet(
     bg1 = (p.background_fraction * trues_per_slice / a_mat.shape[0]).astype(np.float32)
 
     levels = [1, *[int(d) for d in drfs]]
-    counts = np.concatenate([rng.poisson((trues + bg1) / d).astype(np.float32) for d in levels], axis=1)
+    columns = [rng.poisson((trues + bg1) / d).astype(np.float32) for d in levels]
+    if noise_free:  # appended after the draws, so the noisy images are those of noise_free=False
+        columns.append((trues + bg1).astype(np.float32))
+        levels.append(1)
+    counts = np.concatenate(columns, axis=1)
     model = np.concatenate([model1 / np.float32(d) for d in levels], axis=1)
     background = np.concatenate([bg1 / np.float32(d) for d in levels])[None, :]
 
@@ -191,5 +202,8 @@ def simulate_pet(
     out = [_resample(v, (ny, nx)) / np.float32(p.kbq_ml_per_suv) for v in vol]
     if not all(np.all(np.isfinite(o)) for o in out):
         raise NumericError("simulate_pet produced NaN or inf SUV: check suv for extreme values (> 1e6).")
-    low = {int(d): o for d, o in zip(levels[1:], out[1:], strict=True)}
-    return PETSimulation(full=out[0], low=low, params=p, trues_per_slice=float(trues_per_slice.mean()))
+    expected = out.pop() if noise_free else None
+    low = {int(d): o for d, o in zip(drfs, out[1:], strict=True)}
+    return PETSimulation(
+        full=out[0], low=low, params=p, trues_per_slice=float(trues_per_slice.mean()), expected=expected
+    )
