@@ -46,7 +46,36 @@ def _fmt(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def render(card: dict[str, Any]) -> str:
+#: Metrics quoted for earlier versions.
+HEADLINE = {
+    "mae_hu",
+    "mae_band_hu_bone",
+    "psnr_gain_db",
+    "organ_suvmean_bias_mean_abs_percent",
+    "lesion_suvmax_bias_mean_abs_percent",
+}
+
+
+def _schedule(config: dict[str, Any]) -> str:
+    decay = int(config.get("decay_epochs") or 0)
+    rate = f"learning rate {config.get('lr')}"
+    return f"{rate}, linear decay over the last {decay} of {config.get('epochs')} epochs" if decay else rate
+
+
+def _earlier(cards: list[dict[str, Any]]) -> list[str]:
+    """One line per earlier version still in the repository (servable by pinning its version)."""
+    lines = []
+    for c in cards:
+        mean = c.get("metrics", {}).get("held_out", {}).get("mean", {})
+        shown = [f"{label} {_fmt(mean[key])}" for key, label in KEYS if key in mean and key in HEADLINE]
+        lines.append(
+            f"- version {c['version']} (best epoch {c.get('training', {}).get('best_epoch')}): "
+            + "; ".join(shown)
+        )
+    return lines
+
+
+def render(card: dict[str, Any], earlier: list[dict[str, Any]] | None = None) -> str:
     metrics = card.get("metrics", {})
     mean = metrics.get("held_out", {}).get("mean", {})
     training = card.get("training", {})
@@ -65,6 +94,7 @@ def render(card: dict[str, Any]) -> str:
         f"- training: best epoch {training.get('best_epoch')}, "
         f"{training.get('config', {}).get('steps_per_epoch')} steps of batch "
         f"{training.get('config', {}).get('batch_size')} per epoch, "
+        f"{_schedule(training.get('config', {}))}, "
         f"{timing.get('seconds_total', 'n/a')} s wall on {machines} ({devices})",
         f"- ONNX vs PyTorch parity: max {_fmt(card.get('parity', {}).get('max_abs_native'))} "
         f"{card.get('parity', {}).get('unit', '')}",
@@ -73,11 +103,18 @@ def render(card: dict[str, Any]) -> str:
         "|---|---|",
     ]
     lines += [f"| {label} | {_fmt(mean[key])} |" for key, label in KEYS if key in mean]
+    if earlier:
+        lines += ["", "Earlier versions in the repository (held-out means; pin one with `--version`):", ""]
+        lines += _earlier(earlier)
     lines += ["", "Limitations:", ""]
     limits = card.get("limitations", [])
     lines += [f"- {item}" for item in (limits if isinstance(limits, list) else [limits])]
     lines += ["", f"Intended use: {card.get('intended_use', 'n/a')}", ""]
     return "\n".join(lines)
+
+
+def _version(path: Path) -> int:
+    return int(path.parent.name)
 
 
 def main() -> int:
@@ -86,7 +123,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/models.md"))
     args = parser.parse_args()
     cards = [json.loads(p.read_text()) for p in sorted(args.repository.glob("*/card.json"))]
-    args.out.write_text(HEADER + "\n".join(render(c) for c in cards))
+    earlier = {
+        c["name"]: [
+            json.loads(p.read_text())
+            for p in sorted(args.repository.glob(f"{c['name']}/*/card.json"), key=_version)
+            if p.parent.name != str(c["version"])
+        ]
+        for c in cards
+    }
+    args.out.write_text(HEADER + "\n".join(render(c, earlier[c["name"]]) for c in cards))
     print(f"wrote {args.out} ({len(cards)} models)")
     return 0
 
