@@ -184,7 +184,7 @@ def subject_ct(
     """The anatomy and CT of subject ``index`` of a CT-based task, and the generator, ready for the rest.
 
     The first steps of :func:`simulate_subject`, shared with analyses that need the anatomy
-    behind a subject's CT (e.g. :mod:`models.simulation.floor`).
+    behind a subject's CT (the error-floor oracles of ``export.floor``).
     """
     if options.task not in (Task.MR_TO_CT, Task.CBCT_TO_CT):
         raise OptionError(f"task must be mr-to-ct or cbct-to-ct for a CT, got {options.task.value!r}.")
