@@ -13,7 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from models.simulation.dataset import DatasetOptions, simulate_subject
+from models.simulation.anatomy import Site
+from models.simulation.dataset import DatasetOptions, Task, simulate_subject
 from models.simulation.dicom_export import SimulatedStudy, write_series
 from service.atomic import atomic_directory
 from service.imageio import write_image
@@ -25,7 +26,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     args = parser.parse_args()
-    options = DatasetOptions(task="mr-to-ct", site="brain", subjects=1, seed=EXAMPLE_SEED)
+    options = DatasetOptions(task=Task.MR_TO_CT, site=Site.BRAIN, subjects=1, seed=EXAMPLE_SEED)
     subject = simulate_subject(options, 0)
     study = SimulatedStudy.new("SIM-BRAIN-9001")
     with atomic_directory(args.out) as tmp:
