@@ -103,6 +103,9 @@ def render(card: dict[str, Any], earlier: list[dict[str, Any]] | None = None) ->
         "|---|---|",
     ]
     lines += [f"| {label} | {_fmt(mean[key])} |" for key, label in KEYS if key in mean]
+    floor = card.get("training_data", {}).get("error_floor")
+    if floor:
+        lines += ["", f"What the simulated data allows: {floor}"]
     if earlier:
         lines += ["", "Earlier versions in the repository (held-out means; pin one with `--version`):", ""]
         lines += _earlier(earlier)
