@@ -63,7 +63,8 @@ class Evaluation:
         }
 
 
-def _ct_metrics(reference: Volume, candidate: Volume, mask: np.ndarray, prefix: str) -> dict[str, float]:
+def ct_metrics(reference: Volume, candidate: Volume, mask: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """The card's CT metrics of ``candidate`` against ``reference`` (HU) in ``mask``, flat, keys prefixed."""
     from service.validation.metrics import image_metrics
 
     mask_volume = reference.with_array(mask.astype(np.float32))
@@ -86,9 +87,9 @@ def evaluate_ct(engine: Engine, model: str, subjects: Iterable[Subject], preset:
         source = subject.images[preset.dataset_input]
         target = subject.images[preset.dataset_target]
         predicted = engine.translate(source, model=model).volume
-        row = _ct_metrics(target, predicted, subject.mask, "")
+        row = ct_metrics(target, predicted, subject.mask)
         if source.modality == target.modality:  # CBCT: how wrong was the input itself
-            row.update(_ct_metrics(target, source, subject.mask, "input_"))
+            row.update(ct_metrics(target, source, subject.mask, "input_"))
         names.append(subject.name)
         rows.append(row)
     return Evaluation(tuple(names), tuple(rows))
@@ -118,18 +119,28 @@ def evaluate_pet(
         low = subject.images[preset.dataset_input]
         full = subject.images[preset.dataset_target].array
         out = engine.translate(low, model=model).volume.array
-        mask = subject.mask
-        row = {
-            "psnr_db": psnr_db(full, out, mask),
-            "input_psnr_db": psnr_db(full, low.array, mask),
-            "body_suvmean_bias_percent": 100 * (float(out[mask].mean()) / float(full[mask].mean()) - 1),
-        }
-        row["psnr_gain_db"] = row["psnr_db"] - row["input_psnr_db"]
-        if subject.labels is not None:
-            row.update(label_biases(full, out, subject.labels))
+        rows.append(pet_scores(full, low.array, out, subject.mask, subject.labels))
         names.append(subject.name)
-        rows.append(row)
     return Evaluation(tuple(names), tuple(rows))
+
+
+def pet_scores(
+    full: np.ndarray, low: np.ndarray, out: np.ndarray, mask: np.ndarray, labels: np.ndarray | None
+) -> dict[str, float]:
+    """The card's PET figures of ``out`` (SUV) against the full dose, with the low-dose input as baseline.
+
+    ``psnr_db`` and ``input_psnr_db`` (peak: the full dose's SUVmax in ``mask``), their difference
+    ``psnr_gain_db``, ``body_suvmean_bias_percent``, and with ``labels`` the organ/lesion bias summaries.
+    """
+    row = {
+        "psnr_db": psnr_db(full, out, mask),
+        "input_psnr_db": psnr_db(full, low, mask),
+        "body_suvmean_bias_percent": 100 * (float(out[mask].mean()) / float(full[mask].mean()) - 1),
+    }
+    row["psnr_gain_db"] = row["psnr_db"] - row["input_psnr_db"]
+    if labels is not None:
+        row.update(label_biases(full, out, labels))
+    return row
 
 
 def label_biases(full: np.ndarray, out: np.ndarray, labels: np.ndarray) -> dict[str, float]:

@@ -17,7 +17,8 @@ over the low-dose input, organ SUVmean and lesion SUVmax bias against the noisy 
 the ceiling of the PET targets on this simulation: its lesion SUVmax bias, for instance, is the
 bias that the full-dose image's own noise puts on SUVmax.
 
-``python -m export.floor --task mr-to-ct --seed 1001 --subjects 12`` (or ``--task pet --drf 10``).
+``radtranslate floor --task mr-to-ct --seed 1001 --subjects 12`` (or ``--task pet --drf 10``) prints
+the per-subject figures and their means as JSON.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from export.evaluate import label_biases, psnr_db
+from export.evaluate import ct_metrics, pet_scores
 from models.simulation.anatomy import Site
 from models.simulation.dataset import DatasetOptions, Task, label_map, subject_ct, subject_pet
 from models.simulation.tissues import hu_table
-from service.validation.metrics import image_metrics
+from service.errors import OptionError
 from service.volume import Modality, Unit
 
-__all__ = ["anatomy_oracle", "main", "noise_free_oracle"]
+__all__ = ["anatomy_oracle", "noise_free_oracle", "register"]
 
 
 def anatomy_oracle(site: Site | str, seed: int, index: int, *, downscale: int = 1) -> dict[str, Any]:
@@ -55,7 +56,8 @@ def anatomy_oracle(site: Site | str, seed: int, index: int, *, downscale: int = 
     Returns
     -------
     dict
-        ``mae_hu``, ``me_hu``, ``psnr_db`` and ``mae_band_hu_<band>`` in the subject's body mask.
+        The card's CT metrics (:func:`export.evaluate.ct_metrics`: ``mae_hu``, ``me_hu``, ``psnr_db``,
+        ``mae_band_hu_<band>`` ...) in the subject's body mask.
     """
     options = DatasetOptions(
         task=Task.MR_TO_CT, site=Site.parse(site), subjects=index + 1, seed=seed, downscale=downscale
@@ -63,13 +65,8 @@ def anatomy_oracle(site: Site | str, seed: int, index: int, *, downscale: int = 
     anatomy, ct, _, _ = subject_ct(options, index)
     mean, _ = hu_table()
     oracle = np.clip(anatomy.average(mean), -1024.0, 3071.0)
-    m = image_metrics(
-        anatomy.volume(ct, Modality.CT, Unit.HU),
-        anatomy.volume(oracle, Modality.CT, Unit.HU),
-        anatomy.mask_volume(),
-    )
-    bands = {f"mae_band_hu_{k}": v for k, v in m.mae_band_hu.items()}
-    return {"mae_hu": m.mae_hu, "me_hu": m.me_hu, "psnr_db": m.psnr_db, **bands}
+    reference = anatomy.volume(ct, Modality.CT, Unit.HU)
+    return ct_metrics(reference, reference.with_array(oracle), anatomy.body)
 
 
 def noise_free_oracle(
@@ -89,36 +86,36 @@ def noise_free_oracle(
     out = pet.expected
     if out is None:  # simulate_pet returns it whenever noise_free is set
         raise RuntimeError("simulate_pet returned no noise-free image although noise_free=True.")
-    full, low, mask = pet.full, pet.low[int(drf)], anatomy.body
-    row: dict[str, Any] = {
-        "psnr_db": psnr_db(full, out, mask),
-        "input_psnr_db": psnr_db(full, low, mask),
-        "body_suvmean_bias_percent": 100 * (float(out[mask].mean()) / float(full[mask].mean()) - 1),
-    }
-    row["psnr_gain_db"] = row["psnr_db"] - row["input_psnr_db"]
-    row.update(label_biases(full, out, label_map(anatomy)))
-    return row
+    return pet_scores(pet.full, pet.low[int(drf)], out, anatomy.body, label_map(anatomy))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--task", required=True, choices=["mr-to-ct", "pet"])
-    parser.add_argument("--site", default="brain", choices=["brain", "pelvis"])
-    parser.add_argument("--seed", type=int, required=True, help="dataset seed")
-    parser.add_argument("--subjects", type=int, required=True, help="subjects 0 .. N-1")
-    parser.add_argument("--drf", type=int, default=10, help="PET: dose-reduction factor of the input")
-    parser.add_argument("--downscale", type=int, default=1, help="grid coarsening (1: the datasets' grid)")
-    args = parser.parse_args(argv)
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "floor",
+        help="score the oracles (best achievable) on a simulated held-out set, as the cards score a model",
+        description=(
+            "Re-simulate subjects 0..N-1 of a dataset seed and score the anatomy oracle (mr-to-ct) or the "
+            "noise-free full-dose reconstruction (pet) with the cards' metrics; prints JSON."
+        ),
+    )
+    p.add_argument("--task", required=True, choices=["mr-to-ct", "pet"])
+    p.add_argument("--site", default="brain", choices=["brain", "pelvis"])
+    p.add_argument("--seed", type=int, required=True, help="dataset seed (as simulate --seed)")
+    p.add_argument("--subjects", type=int, required=True, help="score subjects 0 .. N-1")
+    p.add_argument("--drf", type=int, default=10, help="PET: dose-reduction factor of the input")
+    p.add_argument("--downscale", type=int, default=1, help="grid coarsening (1: the datasets' grid)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.subjects < 1:
+        raise OptionError(f"--subjects must be ≥ 1, got {args.subjects}: pass the held-out set's size.")
     rows = [
         anatomy_oracle(args.site, args.seed, i, downscale=args.downscale)
         if args.task == "mr-to-ct"
         else noise_free_oracle(args.site, args.seed, i, drf=args.drf, downscale=args.downscale)
         for i in range(args.subjects)
     ]
-    mean = {k: float(np.nanmean([np.nan if r[k] is None else r[k] for r in rows])) for k in rows[0]}
-    print(json.dumps({"per_subject": rows, "mean": mean}, indent=1))
+    mean = {k: float(np.nanmean([np.nan if r.get(k) is None else r[k] for r in rows])) for k in rows[0]}
+    print(json.dumps({"task": args.task, "seed": args.seed, "per_subject": rows, "mean": mean}, indent=1))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

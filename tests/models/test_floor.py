@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from export.floor import anatomy_oracle, main, noise_free_oracle
+from export.floor import anatomy_oracle, noise_free_oracle
 from models.simulation.dataset import DatasetOptions, simulate_subject, subject_ct, subject_pet
 from models.simulation.pet import PETParams, simulate_pet
 from service.errors import OptionError
@@ -79,8 +79,22 @@ def test_noise_free_oracle_gains_over_the_low_dose_input() -> None:
     assert row["input_psnr_db"] == pytest.approx(input_psnr, rel=1e-6)
 
 
-def test_command_prints_per_subject_and_mean(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--task", "mr-to-ct", "--seed", "5", "--subjects", "1", "--downscale", "4"]) == 0
+def test_floor_command_prints_per_subject_and_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.cli.main import main
+
+    args = ["floor", "--task", "mr-to-ct", "--seed", "5", "--subjects", "2", "--downscale", "4"]
+    assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
-    assert len(out["per_subject"]) == 1
-    assert out["mean"]["mae_hu"] == pytest.approx(out["per_subject"][0]["mae_hu"])
+    maes = [row["mae_hu"] for row in out["per_subject"]]
+    assert len(maes) == 2 and maes[0] != maes[1]
+    assert out["mean"]["mae_hu"] == pytest.approx(sum(maes) / 2)
+    assert out["per_subject"][1] == pytest.approx(anatomy_oracle("brain", 5, 1, downscale=4))
+
+
+def test_floor_command_refuses_bad_options_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.cli.main import EXIT_INPUT, main
+
+    assert main(["floor", "--task", "pet", "--seed", "5", "--subjects", "0"]) == EXIT_INPUT
+    assert "--subjects must be ≥ 1, got 0: pass the held-out set's size" in capsys.readouterr().err
+    assert main(["floor", "--task", "pet", "--seed", "5", "--subjects", "1", "--drf", "1"]) == EXIT_INPUT
+    assert "drfs must be dose reduction factors >= 2" in capsys.readouterr().err
