@@ -7,6 +7,8 @@ built from the same preset, so serving applies exactly what training applied.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,21 @@ class TrainConfig:
         """
         into_decay = max(0, epoch + 1 - (self.epochs - self.decay_epochs))
         return self.lr * (1.0 - into_decay / (self.decay_epochs + 1))
+
+    def schedule_agrees(self, previous: Mapping[str, Any], epochs_done: int) -> bool:
+        """Whether the first ``epochs_done`` epochs of a run made with config ``previous`` had this rate.
+
+        ``previous`` is a checkpoint's stored :meth:`to_dict`. True when resuming with these options
+        gives the run that one command with them would give (the rate is the only option a resume
+        may change; the others are in :meth:`fingerprint`).
+        """
+        before = replace(
+            self,
+            lr=float(previous.get("lr", self.lr)),
+            epochs=int(previous.get("epochs", self.epochs)),
+            decay_epochs=int(previous.get("decay_epochs", 0)),
+        )
+        return all(math.isclose(before.lr_at(e), self.lr_at(e), rel_tol=1e-9) for e in range(epochs_done))
 
     @property
     def preset(self) -> TaskPreset:

@@ -183,6 +183,13 @@ def train(
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"].cpu())
         start_epoch, best_mae, best_epoch = state["epoch"], state["best_mae"], state["best_epoch"]
+        if not config.schedule_agrees(state["config"], start_epoch):
+            log.warning(
+                "--resume: epochs 1-%d ran at learning rates other than this run's schedule "
+                "(--lr %g, --epochs %d, --decay-epochs %d); training continues, but the result is not "
+                "what one run with these options would give: record both sessions' options.",
+                start_epoch, config.lr, config.epochs, config.decay_epochs,
+            )  # fmt: skip
     for epoch in range(start_epoch, config.epochs):
         family.train(True)
         lr = config.lr_at(epoch)

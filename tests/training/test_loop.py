@@ -123,3 +123,29 @@ def test_a_constant_rate_run_continues_into_decay_as_if_launched_with_it(tmp_pat
     train(_config(Task.CBCT_TO_CT, flat, 3), subjects[:2], subjects[2:], progress=False)
     c = _weights(flat)
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_resuming_with_another_rate_is_allowed_but_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dataclasses import replace
+
+    from service.inference.card import Task
+
+    stopped = TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, epochs=60, lr=2e-4).to_dict()
+    # A constant-rate run stopped after epoch 22 continues into a decay exactly ...
+    decay = TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, epochs=30, decay_epochs=8, lr=2e-4)
+    assert decay.schedule_agrees(stopped, 22)
+    # ... but not at another rate, nor once its own decay had begun.
+    assert not replace(decay, lr=5e-4).schedule_agrees(stopped, 22)
+    decayed = TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, epochs=5, decay_epochs=2).to_dict()
+    assert decayed["decay_epochs"] == 2 and not decay.schedule_agrees(decayed, 4)
+    # The loop says so when it happens, and trains on.
+    subjects = prepared(Task.MR_TO_CT, range(2))
+    train(_config(Task.MR_TO_CT, tmp_path / "a", 1), subjects[:1], subjects[1:], progress=False)
+    faster = replace(_config(Task.MR_TO_CT, tmp_path / "a", 2), lr=1e-3)
+    with caplog.at_level("WARNING", logger="models.training.loop"):
+        train(faster, subjects[:1], subjects[1:], progress=False, resume=True)
+    assert "epochs 1-1 ran at learning rates other than this run's schedule" in caplog.text
+    lines = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in lines] == pytest.approx([2e-4, 1e-3])
