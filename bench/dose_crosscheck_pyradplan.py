@@ -120,7 +120,7 @@ def compare(path: Path) -> None:
     print(f"max dose: pyRadPlan {reference.array.max():.3f} Gy, ours {ours.array.max():.3f} Gy")
     print(f"mean |diff| where pyRadPlan >= 50 % of max: {np.abs(diff[high]).mean():.4f} Gy "
           f"(mean {diff[high].mean():+.4f} Gy, {int(high.sum())} voxels)")  # fmt: skip
-    result = dose_gamma(reference, ours, GammaOptions(criteria=("3%/3mm", "2%/2mm")))  # type: ignore[arg-type]
+    result = dose_gamma(reference, ours, GammaOptions(criteria=("3%/3mm", "2%/2mm")))
     for item in result.results:
         print(f"gamma {item.criterion} (pyRadPlan reference, 10 % cutoff): {item.pass_rate_percent:.2f} %")
 

@@ -56,11 +56,22 @@ def build_repository(root: Path) -> None:
     )
     norm = {"kind": "clip_linear", "low": -1024, "high": 3071}
     card = {
-        "schema": "radtranslate.card/v1", "name": "ct-conv", "version": "1", "task": "cbct-to-ct",
-        "site": "any", "input": {"modality": "CT", "unit": "HU", "normalisation": norm},
-        "output": {"modality": "CT", "unit": "HU", "normalisation": norm, "background": -1000,
-                   "clip": [-1024, 3071]},
-        "context_slices": 1, "in_plane_spacing_mm": [SPACING_MM, SPACING_MM], "size_multiple": 1,
+        "schema": "radtranslate.card/v1",
+        "name": "ct-conv",
+        "version": "1",
+        "task": "cbct-to-ct",
+        "site": "any",
+        "input": {"modality": "CT", "unit": "HU", "normalisation": norm},
+        "output": {
+            "modality": "CT",
+            "unit": "HU",
+            "normalisation": norm,
+            "background": -1000,
+            "clip": [-1024, 3071],
+        },
+        "context_slices": 1,
+        "in_plane_spacing_mm": [SPACING_MM, SPACING_MM],
+        "size_multiple": 1,
         "body_mask": {"kind": "none"},
     }
     (folder / "card.json").write_text(json.dumps(card))
@@ -147,10 +158,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--repository", type=Path, help="a model repository (default: a tiny conv model)")
     parser.add_argument("--model", help="the model to serve from --repository")
-    parser.add_argument("--spacing", type=float, default=0.5,
-                        help="in-plane spacing in mm of the synthetic MR series (default 0.5)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="ONNX Runtime intra-op threads (default 0: ONNX Runtime's default)")
+    parser.add_argument(
+        "--spacing",
+        type=float,
+        default=0.5,
+        help="in-plane spacing in mm of the synthetic MR series (default 0.5)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="ONNX Runtime intra-op threads (default 0: ONNX Runtime's default)",
+    )
     args = parser.parse_args()
     if (args.repository is None) != (args.model is None):
         parser.error("--repository and --model go together: pass both, or neither for the tiny conv model.")
@@ -176,8 +195,9 @@ def main() -> None:
             grid = f"CT at {SPACING_MM:g} mm in plane"
         in_mb = sum(map(len, blobs)) / 1e6
         config = ServerConfig(port=0, workers=args.workers, queue=2, grace_s=1.0)
-        engine = Engine(repository, EngineConfig(providers=("CPUExecutionProvider",),
-                                                 intra_op_threads=args.threads))
+        engine = Engine(
+            repository, EngineConfig(providers=("CPUExecutionProvider",), intra_op_threads=args.threads)
+        )
         server = TranslationServer(config, engine, tokens=())
         port = server.start()
         server.load_models()
@@ -192,15 +212,18 @@ def main() -> None:
                     runs.append((wall, out_mb, result.timings_s))
         finally:
             server.stop(1.0)
-    print(f"model {model}; series: {args.slices} x 512 x 512 {grid}, {in_mb:.1f} MB in; "
-          f"provider CPUExecutionProvider, intra-op threads {args.threads or 'default'}; "
-          f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(
+        f"model {model}; series: {args.slices} x 512 x 512 {grid}, {in_mb:.1f} MB in; "
+        f"provider CPUExecutionProvider, intra-op threads {args.threads or 'default'}; "
+        f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+    )
     stages = ("receive", "queue", "decode", "inference", "encode", "send")
     for wall, out_mb, t in runs:
         inference = t["inference"]
         other = wall - inference
         print(
-            f"wall {wall:6.2f} s | " + " | ".join(f"{s} {t[s]:6.2f}" for s in stages)
+            f"wall {wall:6.2f} s | "
+            + " | ".join(f"{s} {t[s]:6.2f}" for s in stages)
             + f" | non-inference {other:6.2f} s ({100 * other / wall:4.1f} %)"
             + f" | in {in_mb / t['receive']:6.0f} MB/s, out {out_mb / t['send']:6.0f} MB/s ({out_mb:.1f} MB)"
         )

@@ -42,11 +42,28 @@ REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real"
 
 TAG_VALUES: dict[str, list[Any]] = {
-    "ImagePositionPatient": [None, [], [0, 0], ["nan", 0, 0], ["inf", 0, 0], [1e308, 0, 0], ["x", "y", "z"],
-                             [0, 0, 0], [5, 5, 5, 5], [0, 0, 0.001]],
-    "ImageOrientationPatient": [None, [1, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0], [1, 0, 0, 1, 0, 0],
-                                ["nan", 0, 0, 0, 1, 0], [1, 0, 0, 0, 0.7071, 0.7071], [1e300, 0, 0, 0, 1, 0],
-                                [2, 0, 0, 0, 2, 0]],
+    "ImagePositionPatient": [
+        None,
+        [],
+        [0, 0],
+        ["nan", 0, 0],
+        ["inf", 0, 0],
+        [1e308, 0, 0],
+        ["x", "y", "z"],
+        [0, 0, 0],
+        [5, 5, 5, 5],
+        [0, 0, 0.001],
+    ],
+    "ImageOrientationPatient": [
+        None,
+        [1, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0],
+        [1, 0, 0, 1, 0, 0],
+        ["nan", 0, 0, 0, 1, 0],
+        [1, 0, 0, 0, 0.7071, 0.7071],
+        [1e300, 0, 0, 0, 1, 0],
+        [2, 0, 0, 0, 2, 0],
+    ],
     "PixelSpacing": [None, [0, 0], [-1, -1], ["nan", 1], [1], [1e-300, 1e-300], [1e300, 1e300], ["a", "b"]],
     "Rows": [None, 0, 1, 3, 255, 65535],
     "Columns": [None, 0, 1, 3, 255, 65535],
@@ -68,10 +85,21 @@ TAG_VALUES: dict[str, list[Any]] = {
     "PixelData": [None, b"", b"\x00" * 10],
 }
 TRANSFER_SYNTAXES = [
-    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5",
-    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
-    "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.1.99",
-    "1.2.3.4", "", "not a uid",
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.5",
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.100",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.3.4",
+    "",
+    "not a uid",
 ]
 
 
@@ -159,8 +187,16 @@ def mutate(files: list[bytes], data: st.DataObject) -> tuple[list[bytes], str]:
         ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(ts)
         what = f"TransferSyntaxUID={ts!r} in file {target}"
     elif kind == "frame-group" and "PerFrameFunctionalGroupsSequence" in ds:
-        seq = data.draw(st.sampled_from(["PlanePositionSequence", "PlaneOrientationSequence",
-                                         "PixelMeasuresSequence", "PixelValueTransformationSequence"]))
+        seq = data.draw(
+            st.sampled_from(
+                [
+                    "PlanePositionSequence",
+                    "PlaneOrientationSequence",
+                    "PixelMeasuresSequence",
+                    "PixelValueTransformationSequence",
+                ]
+            )
+        )
         frame = data.draw(st.integers(0, len(ds.PerFrameFunctionalGroupsSequence) - 1))
         shared = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else None
         for item in (ds.PerFrameFunctionalGroupsSequence[frame], shared):
@@ -274,8 +310,14 @@ def main() -> int:
 
     batch = 25  # hypothesis runs in batches so that the time budget is checked between them
 
-    @settings(max_examples=batch, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck), derandomize=False)
+    @settings(
+        max_examples=batch,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        derandomize=False,
+    )
     @given(st.data())
     def case(data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(names), label="seed")
@@ -303,8 +345,10 @@ def main() -> int:
     runner.close()
     elapsed = time.monotonic() - start
     total = sum(outcomes.values())
-    print(f"fuzz_dicom_reader: {total} cases in {elapsed:.0f} s ({total / max(elapsed, 1e-9):.1f}/s), "
-          f"seeds: {', '.join(names)}")
+    print(
+        f"fuzz_dicom_reader: {total} cases in {elapsed:.0f} s ({total / max(elapsed, 1e-9):.1f}/s), "
+        f"seeds: {', '.join(names)}"
+    )
     print(f"{'outcome':<60} {'cases':>7}")
     for key, count in sorted(outcomes.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"{key:<60} {count:>7}")

@@ -43,7 +43,8 @@ def build_model(path: Path, seed: int = 0) -> None:
         helper.make_node("Tanh", ["c"], ["output"]),
     ]
     graph = helper.make_graph(
-        nodes, "bench",
+        nodes,
+        "bench",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H", "W"])],
         initializer=[w1, b1, w2, b2],
@@ -56,14 +57,26 @@ def build_model(path: Path, seed: int = 0) -> None:
 
 def write_repository(root: Path) -> None:
     card = {
-        "schema": "radtranslate.card/v1", "name": "bench-cbct", "version": "1", "task": "cbct-to-ct",
+        "schema": "radtranslate.card/v1",
+        "name": "bench-cbct",
+        "version": "1",
+        "task": "cbct-to-ct",
         "site": "pelvis",
-        "input": {"modality": "CT", "unit": "HU",
-                  "normalisation": {"kind": "clip_linear", "low": -1024, "high": 3071}},
-        "output": {"modality": "CT", "unit": "HU",
-                   "normalisation": {"kind": "clip_linear", "low": -1024, "high": 3071},
-                   "background": -1000, "clip": [-1024, 3071]},
-        "context_slices": 3, "in_plane_spacing_mm": [1.0, 1.0], "size_multiple": 16,
+        "input": {
+            "modality": "CT",
+            "unit": "HU",
+            "normalisation": {"kind": "clip_linear", "low": -1024, "high": 3071},
+        },
+        "output": {
+            "modality": "CT",
+            "unit": "HU",
+            "normalisation": {"kind": "clip_linear", "low": -1024, "high": 3071},
+            "background": -1000,
+            "clip": [-1024, 3071],
+        },
+        "context_slices": 3,
+        "in_plane_spacing_mm": [1.0, 1.0],
+        "size_multiple": 16,
         "body_mask": {"kind": "hu_threshold", "threshold_hu": -500},
     }
     folder = root / "bench-cbct"
@@ -99,15 +112,19 @@ def main() -> None:
         t0 = time.perf_counter()
         engine.load()
         load_s = time.perf_counter() - t0
-        print(f"# {platform.processor() or platform.machine()}, onnxruntime {ort.__version__}, "
-              f"provider {engine.provider('bench-cbct')}, threads {args.threads}, batch {args.batch}, "
-              f"volume {args.slices}x{args.size}x{args.size} at {args.input_spacing} mm, load {load_s:.2f} s")
+        print(
+            f"# {platform.processor() or platform.machine()}, onnxruntime {ort.__version__}, "
+            f"provider {engine.provider('bench-cbct')}, threads {args.threads}, batch {args.batch}, "
+            f"volume {args.slices}x{args.size}x{args.size} at {args.input_spacing} mm, load {load_s:.2f} s"
+        )
         print("| run | preprocess s | inference s | postprocess s | total s | inference share |")
         print("|---|---|---|---|---|---|")
         for i in range(args.repeats):
             t = engine.translate(volume, model="bench-cbct").timings_s
-            print(f"| {i + 1} | {t['preprocess']:.2f} | {t['inference']:.2f} | {t['postprocess']:.2f} | "
-                  f"{t['total']:.2f} | {t['inference'] / t['total']:.0%} |")
+            print(
+                f"| {i + 1} | {t['preprocess']:.2f} | {t['inference']:.2f} | {t['postprocess']:.2f} | "
+                f"{t['total']:.2f} | {t['inference'] / t['total']:.0%} |"
+            )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def main() -> None:
     from service.rpc.client import TranslationClient
     from service.rpc.config import ServerConfig
     from service.rpc.server import TranslationServer
-    from service.volume import Volume
+    from service.volume import Modality, Unit, Volume
     from tests.rpc.conftest import add_model  # the tiny identity model of the tests
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -38,7 +38,7 @@ def main() -> None:
         server.load_models()
         rng = np.random.default_rng(0)
         array = rng.uniform(-1000, 2000, size=(args.slices, 512, 512)).astype(np.float32)
-        volume = Volume(array, spacing_mm=(1.0, 1.0, 1.0), modality="CT", unit="HU")
+        volume = Volume(array, spacing_mm=(1.0, 1.0, 1.0), modality=Modality.CT, unit=Unit.HU)
         try:
             with TranslationClient(f"127.0.0.1:{port}") as client:
                 start = time.perf_counter()

@@ -33,7 +33,9 @@ FLAGS: tuple[tuple[str, str, Any, str], ...] = (
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "serve", help="run the gRPC translation server", description=__doc__,
+        "serve",
+        help="run the gRPC translation server",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", metavar="FILE", help="TOML or JSON file of server options")

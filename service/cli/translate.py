@@ -51,8 +51,13 @@ class _Bar:
     def __init__(self, enabled: bool) -> None:
         from tqdm import tqdm
 
-        self._bar = tqdm(total=100, unit="%", file=sys.stderr, disable=not enabled,
-                         bar_format="{desc:>12}: {percentage:3.0f}%|{bar}| {elapsed}")
+        self._bar = tqdm(
+            total=100,
+            unit="%",
+            file=sys.stderr,
+            disable=not enabled,
+            bar_format="{desc:>12}: {percentage:3.0f}%|{bar}| {elapsed}",
+        )
         self._stage = ""
 
     def __call__(self, stage: str, fraction: float) -> None:
@@ -84,15 +89,25 @@ def _run_local(args: argparse.Namespace, bar: _Bar) -> int:
 
     engine = Engine(args.models or default_repository_path(), EngineConfig(intra_op_threads=args.threads))
     summary = translate_path(
-        args.input, args.output, engine=engine, model=args.model, task=args.task, version=args.version,
-        series_uid=args.series_uid, output_format=args.format, overwrite=args.overwrite, progress=bar,
+        args.input,
+        args.output,
+        engine=engine,
+        model=args.model,
+        task=args.task,
+        version=args.version,
+        series_uid=args.series_uid,
+        output_format=args.format,
+        overwrite=args.overwrite,
+        progress=bar,
     )
     bar.close()
     for note in summary.warnings:
         print(f"note: {note}", file=sys.stderr)
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in summary.timings_s.items())
-    print(f"wrote {summary.output_path} ({summary.output_format.value}) with {summary.model} "
-          f"v{summary.version} on {summary.provider}: {timings}")
+    print(
+        f"wrote {summary.output_path} ({summary.output_format.value}) with {summary.model} "
+        f"v{summary.version} on {summary.provider}: {timings}"
+    )
     return 0
 
 
@@ -127,8 +142,10 @@ def _run_remote(args: argparse.Namespace, bar: _Bar) -> int:
     try:
         from service.rpc.client import TranslationClient, write_result
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise OptionError(f"--server needs the gRPC client, which cannot be imported ({exc}): "
-                          "translate locally (drop --server) or install radtranslate fully.") from None
+        raise OptionError(
+            f"--server needs the gRPC client, which cannot be imported ({exc}): "
+            "translate locally (drop --server) or install radtranslate fully."
+        ) from None
     from service.inference.pipeline import is_image_file, output_format_for
 
     fmt = output_format_for(args.output, args.format)
@@ -140,26 +157,36 @@ def _run_remote(args: argparse.Namespace, bar: _Bar) -> int:
         if not token:
             raise OptionError(f"--token-file {args.token_file!r} is empty: put the bearer token in it.")
     wire_format = "dicom" if fmt.value == "dicom" else "volume"
-    with TranslationClient(args.server, ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key,
-                           token=token) as client:
+    with TranslationClient(
+        args.server, ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key, token=token
+    ) as client:
         if is_image_file(args.input):
             from service.imageio import read_image
 
             card = _remote_card(client, args)
             volume = read_image(args.input, modality=card.input_modality, unit=card.input_unit)
-            result = client.translate_volume(volume, model=card.name, version=card.version,
-                                             output_format=wire_format, progress=bar)
+            result = client.translate_volume(
+                volume, model=card.name, version=card.version, output_format=wire_format, progress=bar
+            )
         else:
             files = dicom_files(Path(args.input))
-            result = client.translate_dicom(files, task=args.task, model=args.model, version=args.version,
-                                            output_format=wire_format, series_uid=args.series_uid,
-                                            progress=bar)
+            result = client.translate_dicom(
+                files,
+                task=args.task,
+                model=args.model,
+                version=args.version,
+                output_format=wire_format,
+                series_uid=args.series_uid,
+                progress=bar,
+            )
     write_result(result, args.output, overwrite=args.overwrite)
     bar.close()
     for note in result.warnings:
         print(f"note: {note}", file=sys.stderr)
-    print(f"wrote {args.output} ({fmt.value}) with {result.model} v{result.version} on {result.provider} "
-          f"(server {args.server})")
+    print(
+        f"wrote {args.output} ({fmt.value}) with {result.model} v{result.version} on {result.provider} "
+        f"(server {args.server})"
+    )
     return 0
 
 

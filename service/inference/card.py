@@ -223,7 +223,7 @@ def parse_card(data: Any, *, source: str = "<card>") -> ModelCard:
         if not version.isdigit() or int(version) < 1:
             raise SpecError(
                 f"card.version must be a positive integer in a string (Triton version folder), "
-                f"got {version!r}: use e.g. \"1\"."
+                f'got {version!r}: use e.g. "1".'
             )
         try:
             task = Task.parse(where.get(data, "task", str))

@@ -67,8 +67,11 @@ class EngineConfig:
                 f"e.g. ({CUDA!r}, {CPU!r})."
             )
         object.__setattr__(self, "providers", providers)
-        for name, value, low in (("intra_op_threads", self.intra_op_threads, 0),
-                                 ("device_id", self.device_id, 0), ("batch_size", self.batch_size, 1)):
+        for name, value, low in (
+            ("intra_op_threads", self.intra_op_threads, 0),
+            ("device_id", self.device_id, 0),
+            ("batch_size", self.batch_size, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise OptionError(f"{name} must be an integer >= {low}, got {value!r}: pass such a number.")
         limit = self.gpu_mem_limit_bytes
@@ -133,8 +136,10 @@ def _session(entry: ModelEntry, config: EngineConfig) -> Any:
             f"{entry.model_path}: ONNX Runtime cannot load it ({exc}): re-export it."
         ) from None
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if [i.name for i in inputs] != ["input"] or [o.name for o in outputs] != ["output"] or (
-        len(inputs[0].shape) != 4
+    if (
+        [i.name for i in inputs] != ["input"]
+        or [o.name for o in outputs] != ["output"]
+        or (len(inputs[0].shape) != 4)
     ):
         raise RepositoryError(
             f"{entry.model_path}: needs one rank-4 input 'input' and one output 'output', got inputs "
@@ -181,8 +186,16 @@ class Engine:
             for entry in repository.entries():
                 key = (entry.card.name, entry.card.version)
                 sessions[key] = _session(entry, self.config)
-                log.info("loaded model", extra={"fields": {
-                    "model": key[0], "version": key[1], "provider": sessions[key].get_providers()[0]}})
+                log.info(
+                    "loaded model",
+                    extra={
+                        "fields": {
+                            "model": key[0],
+                            "version": key[1],
+                            "provider": sessions[key].get_providers()[0],
+                        }
+                    },
+                )
             self._sessions = sessions
 
     @property
@@ -198,8 +211,9 @@ class Engine:
         """The card of ``name`` at ``version`` (default highest); :class:`NotFoundError` if unknown."""
         return self.repository.get(name, version).card
 
-    def resolve(self, *, model: str | None = None, task: str | Task | None = None,
-                version: str | None = None) -> ModelCard:
+    def resolve(
+        self, *, model: str | None = None, task: str | Task | None = None, version: str | None = None
+    ) -> ModelCard:
         """The card chosen by name, or by task when one model serves it."""
         return self.repository.resolve(model=model, task=task, version=version).card
 
@@ -211,9 +225,16 @@ class Engine:
         """The execution provider the session of that model actually uses."""
         return str(self._session_for(self.get_model(name, version)).get_providers()[0])
 
-    def translate(self, volume: Volume, *, model: str | None = None, task: str | Task | None = None,
-                  version: str | None = None, progress: Callable[[str, float], None] | None = None,
-                  cancel: threading.Event | None = None) -> TranslationResult:
+    def translate(
+        self,
+        volume: Volume,
+        *,
+        model: str | None = None,
+        task: str | Task | None = None,
+        version: str | None = None,
+        progress: Callable[[str, float], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> TranslationResult:
         """Translate ``volume`` with the chosen model (see :mod:`service.inference.prediction`).
 
         Raises
@@ -240,8 +261,16 @@ class Engine:
         timings: dict[str, float] = {}
         notes: list[str] = []
         start = time.perf_counter()
-        out = predict(volume, card, run_batch, batch_size=batch, progress=progress, cancel=cancel,
-                      timings=timings, notes=notes)
+        out = predict(
+            volume,
+            card,
+            run_batch,
+            batch_size=batch,
+            progress=progress,
+            cancel=cancel,
+            timings=timings,
+            notes=notes,
+        )
         timings["total"] = time.perf_counter() - start
         return TranslationResult(
             volume=out,

@@ -84,8 +84,11 @@ def to_canonical(volume: Volume, p: Reorientation) -> Volume:
     origin = volume.index_to_lps(start)
     return Volume(
         np.ascontiguousarray(array),
-        spacing_mm=(volume.spacing_mm[p.source_axis[0]], volume.spacing_mm[p.source_axis[1]],
-                    volume.spacing_mm[p.source_axis[2]]),
+        spacing_mm=(
+            volume.spacing_mm[p.source_axis[0]],
+            volume.spacing_mm[p.source_axis[1]],
+            volume.spacing_mm[p.source_axis[2]],
+        ),
         origin_mm=(float(origin[0]), float(origin[1]), float(origin[2])),
         direction=direction,
         modality=volume.modality,

@@ -49,8 +49,12 @@ class OutputFormat(enum.StrEnum):
             ) from None
 
 
-_SUFFIX_FORMAT = {".nii": OutputFormat.NIFTI, ".nii.gz": OutputFormat.NIFTI,
-                  ".mha": OutputFormat.MHA, ".mhd": OutputFormat.MHA}
+_SUFFIX_FORMAT = {
+    ".nii": OutputFormat.NIFTI,
+    ".nii.gz": OutputFormat.NIFTI,
+    ".mha": OutputFormat.MHA,
+    ".mhd": OutputFormat.MHA,
+}
 
 
 @dataclass(frozen=True)
@@ -153,8 +157,9 @@ def translate_path(
     card = engine.resolve(model=model, task=task, version=version)
     if progress is not None:
         progress("read", 0.0)
-    volume = read_input(source, modality=card.input.modality.value, unit=card.input.unit.value,
-                        series_uid=series_uid)
+    volume = read_input(
+        source, modality=card.input.modality.value, unit=card.input.unit.value, series_uid=series_uid
+    )
     if progress is not None:
         progress("read", 1.0)
     result = engine.translate(volume, model=card.name, version=card.version, progress=progress)
@@ -164,8 +169,9 @@ def translate_path(
     if fmt is OutputFormat.DICOM:
         from service.dicom.writer import write_derived_series
 
-        written = write_derived_series(result.volume, target, model_name=card.name,
-                                       model_version=card.version, overwrite=overwrite)
+        written = write_derived_series(
+            result.volume, target, model_name=card.name, model_version=card.version, overwrite=overwrite
+        )
         series_uid_out = written.series_instance_uid
     else:
         from service.imageio import write_image

@@ -101,8 +101,14 @@ def _check_model_grid(work: Volume, card: ModelCard) -> None:
         )
 
 
-def _infer(padded: FloatArray, card: ModelCard, run_batch: RunBatch, batch_size: int,
-           progress: Progress | None, cancel: threading.Event | None) -> FloatArray:
+def _infer(
+    padded: FloatArray,
+    card: ModelCard,
+    run_batch: RunBatch,
+    batch_size: int,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> FloatArray:
     nz, height, width = padded.shape
     half = card.context_slices // 2
     tile = card.tile
@@ -117,7 +123,7 @@ def _infer(padded: FloatArray, card: ModelCard, run_batch: RunBatch, batch_size:
     for win in wins:
         w = tiling.weights(win, tile.overlap_px, tile.blend) if blended and tile else None
         if w is not None:
-            weight_sum[win.y0:win.y0 + win.height, win.x0:win.x0 + win.width] += w
+            weight_sum[win.y0 : win.y0 + win.height, win.x0 : win.x0 + win.width] += w
         weight_maps.append(w)
     offsets = np.arange(-half, half + 1)
     total = -(-nz // batch_size) * len(wins)
@@ -146,9 +152,17 @@ def _infer(padded: FloatArray, card: ModelCard, run_batch: RunBatch, batch_size:
     return out
 
 
-def predict(volume: Volume, card: ModelCard, run_batch: RunBatch, *, batch_size: int = 8,
-            progress: Progress | None = None, cancel: threading.Event | None = None,
-            timings: dict[str, float] | None = None, notes: list[str] | None = None) -> Volume:
+def predict(
+    volume: Volume,
+    card: ModelCard,
+    run_batch: RunBatch,
+    *,
+    batch_size: int = 8,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    timings: dict[str, float] | None = None,
+    notes: list[str] | None = None,
+) -> Volume:
     """Translate ``volume`` with ``card``'s pre/post-processing around ``run_batch``.
 
     Returns a volume on the input's grid (same geometry and ``source``) with the card's output
@@ -201,7 +215,7 @@ def predict(volume: Volume, card: ModelCard, run_batch: RunBatch, *, batch_size:
     t2 = time.perf_counter()
     if progress is not None:
         progress("postprocess", 0.0)
-    y = y[:, pad_y[0]:pad_y[0] + model_h, pad_x[0]:pad_x[0] + model_w]
+    y = y[:, pad_y[0] : pad_y[0] + model_h, pad_x[0] : pad_x[0] + model_w]
     y = denormalise(y, fit_normalisation(card.output.normalisation, y))
     y = to_input_grid(y, spacing_xy, card.in_plane_spacing_mm, work.shape[1:])
     if resampled:

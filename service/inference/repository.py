@@ -154,8 +154,9 @@ class ModelRepository:
             )
         return self._entries[(name, chosen)]
 
-    def resolve(self, *, model: str | None = None, task: str | Task | None = None,
-                version: str | None = None) -> ModelEntry:
+    def resolve(
+        self, *, model: str | None = None, task: str | Task | None = None, version: str | None = None
+    ) -> ModelEntry:
         """Choose a model by name, or by task when exactly one model name serves it.
 
         Raises

@@ -66,8 +66,9 @@ def resample_axis(array: FloatArray, axis: int, n_out: int, source_mm: float, ta
     return _interp_axis(array, coords, axis)
 
 
-def to_model_grid(array: FloatArray, spacing_xy_mm: tuple[float, float],
-                  target_xy_mm: tuple[float, float]) -> FloatArray:
+def to_model_grid(
+    array: FloatArray, spacing_xy_mm: tuple[float, float], target_xy_mm: tuple[float, float]
+) -> FloatArray:
     """Resample a ``(z, y, x)`` array in-plane from ``spacing_xy_mm`` to ``target_xy_mm``."""
     (sx, sy), (tx, ty) = spacing_xy_mm, target_xy_mm
     _, ny, nx = array.shape
@@ -75,8 +76,12 @@ def to_model_grid(array: FloatArray, spacing_xy_mm: tuple[float, float],
     return resample_axis(out, 1, model_size(ny, sy, ty), sy, ty)
 
 
-def to_input_grid(array: FloatArray, spacing_xy_mm: tuple[float, float],
-                  target_xy_mm: tuple[float, float], shape_yx: tuple[int, int]) -> FloatArray:
+def to_input_grid(
+    array: FloatArray,
+    spacing_xy_mm: tuple[float, float],
+    target_xy_mm: tuple[float, float],
+    shape_yx: tuple[int, int],
+) -> FloatArray:
     """Resample a model-grid ``(z, y', x')`` array back onto the input grid of ``shape_yx``.
 
     ``spacing_xy_mm`` is the input's spacing, ``target_xy_mm`` the model's (as in
@@ -88,8 +93,12 @@ def to_input_grid(array: FloatArray, spacing_xy_mm: tuple[float, float],
     return resample_axis(out, 1, ny, ty, sy)
 
 
-def mask_to_input_grid(mask: npt.NDArray[np.bool_], spacing_xy_mm: tuple[float, float],
-                       target_xy_mm: tuple[float, float], shape_yx: tuple[int, int]) -> npt.NDArray[np.bool_]:
+def mask_to_input_grid(
+    mask: npt.NDArray[np.bool_],
+    spacing_xy_mm: tuple[float, float],
+    target_xy_mm: tuple[float, float],
+    shape_yx: tuple[int, int],
+) -> npt.NDArray[np.bool_]:
     """A model-grid mask ``(z, y', x')`` on the input grid of ``shape_yx``, by nearest neighbour:
     each input pixel takes the value of the model voxel whose centre is nearest (the grids are
     centre-aligned as in :func:`to_model_grid`)."""
@@ -111,5 +120,9 @@ def model_grid_volume(volume: Volume, array: FloatArray, target_xy_mm: tuple[flo
     # Model index (0, 0) sits at input index ((n - 1) - (m - 1) * t / s) / 2 along each axis.
     corner = np.array([((nx - 1) - (mx - 1) * tx / sx) / 2.0, ((ny - 1) - (my - 1) * ty / sy) / 2.0, 0.0])
     origin = volume.index_to_lps(corner)
-    return dataclasses.replace(volume, array=array, spacing_mm=(float(tx), float(ty), float(sz)),
-                               origin_mm=(float(origin[0]), float(origin[1]), float(origin[2])))
+    return dataclasses.replace(
+        volume,
+        array=array,
+        spacing_mm=(float(tx), float(ty), float(sz)),
+        origin_mm=(float(origin[0]), float(origin[1]), float(origin[2])),
+    )

@@ -44,7 +44,7 @@ def _tokens(text: str, source: str) -> list[str]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:  # pragma: no cover - the pattern matches any character class
-            raise ConfigError(f"{source}: cannot parse near {text[pos:pos + 20]!r}: fix the syntax.")
+            raise ConfigError(f"{source}: cannot parse near {text[pos : pos + 20]!r}: fix the syntax.")
         token = match.group(0)
         pos = match.end()
         if not token.isspace() and not token.startswith("#"):
@@ -71,7 +71,7 @@ def parse_pbtxt(text: str, *, source: str = "config.pbtxt") -> dict[str, list[An
     pos = 0
 
     def fail(what: str) -> ConfigError:
-        near = " ".join(tokens[max(0, pos - 3):pos + 3])
+        near = " ".join(tokens[max(0, pos - 3) : pos + 3])
         return ConfigError(f"{source}: {what} near {near!r}: fix the protobuf text syntax.")
 
     def value() -> Any:
@@ -159,7 +159,7 @@ def check_config(path: Path, *, model_name: str, channels: int) -> TritonConfig:
     backend = fields.get("backend", [None])[0]
     if platform != "onnxruntime_onnx" and backend != "onnxruntime":
         raise ConfigError(
-            f"{source}: platform must be \"onnxruntime_onnx\", got {platform!r}: "
+            f'{source}: platform must be "onnxruntime_onnx", got {platform!r}: '
             'set platform: "onnxruntime_onnx".'
         )
     if "name" in fields and _one(fields, "name", source) != model_name:

@@ -18,13 +18,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = os.environ
     parser = argparse.ArgumentParser(prog="python -m service.rpc.healthcheck", description=__doc__)
     parser.add_argument("--target", default=f"127.0.0.1:{env.get('RADTRANSLATE_PORT', '50051')}")
-    parser.add_argument("--service", default="radtranslate.v1.TranslationService",
-                        help="service to check ('' = the whole server)")
+    parser.add_argument(
+        "--service",
+        default="radtranslate.v1.TranslationService",
+        help="service to check ('' = the whole server)",
+    )
     parser.add_argument("--ca", default=env.get("RADTRANSLATE_HEALTHCHECK_CA"))
     parser.add_argument("--cert", default=env.get("RADTRANSLATE_HEALTHCHECK_CERT"))
     parser.add_argument("--key", default=env.get("RADTRANSLATE_HEALTHCHECK_KEY"))
-    parser.add_argument("--server-name", default=env.get("RADTRANSLATE_HEALTHCHECK_SERVER_NAME"),
-                        help="TLS name to verify when it differs from the target host")
+    parser.add_argument(
+        "--server-name",
+        default=env.get("RADTRANSLATE_HEALTHCHECK_SERVER_NAME"),
+        help="TLS name to verify when it differs from the target host",
+    )
     parser.add_argument("--timeout-s", type=float, default=3.0)
     args = parser.parse_args(argv)
 
@@ -33,8 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from service.rpc.client import TranslationClient
 
     try:
-        with TranslationClient(args.target, ca_file=args.ca, cert_file=args.cert, key_file=args.key,
-                               server_name=args.server_name) as client:
+        with TranslationClient(
+            args.target, ca_file=args.ca, cert_file=args.cert, key_file=args.key, server_name=args.server_name
+        ) as client:
             status = client.health(args.service, timeout_s=args.timeout_s)
     except grpc.RpcError as exc:
         print(f"unhealthy: {exc.code().name}: {exc.details()}", file=sys.stderr)

@@ -56,8 +56,9 @@ def test_anisotropic_pixels_agree_with_simpleitk(tmp_path):
     def aniso(i, ds):
         ds.PixelSpacing = ["0.5", "0.8"]
 
-    datasets = series_datasets(3, spacing_mm=1.25, row=unit((0.0, 1.0, 0.0)), col=unit((1.0, 0.0, 0.0)),
-                               mutate=aniso)
+    datasets = series_datasets(
+        3, spacing_mm=1.25, row=unit((0.0, 1.0, 0.0)), col=unit((1.0, 0.0, 0.0)), mutate=aniso
+    )
     write(datasets, tmp_path)
     _compare(tmp_path)
     assert read_series(tmp_path).spacing_mm[:2] == (0.8, 0.5)

@@ -32,7 +32,6 @@ def _reference(datasets: list[pydicom.Dataset]) -> list[bytes]:
     return blobs
 
 
-
 def test_ct_series_bytes_equal_dcmwrite(small_ct: Volume) -> None:
     datasets = encode_derived_series(small_ct, **MODEL)
     # The sequence listing every source instance is one object shared by all instances.
@@ -68,8 +67,10 @@ def test_pet_series_bytes_equal_dcmwrite(pet_paths: list[Path], tmp_path: Path) 
 def test_other_transfer_syntax_is_refused(small_ct: Volume) -> None:
     datasets = encode_derived_series(small_ct, **MODEL)
     datasets[1].file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-    expected = (r"dataset 1 needs file meta with TransferSyntaxUID 1\.2\.840\.10008\.1\.2\.1 "
-                r".*got 1\.2\.840\.10008\.1\.2:")
+    expected = (
+        r"dataset 1 needs file meta with TransferSyntaxUID 1\.2\.840\.10008\.1\.2\.1 "
+        r".*got 1\.2\.840\.10008\.1\.2:"
+    )
     with pytest.raises(OutputError, match=expected):
         encode_part10(datasets)
     del datasets[0].file_meta

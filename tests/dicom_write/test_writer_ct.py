@@ -21,7 +21,6 @@ from tests.dicom_write.dciodvfy import dciodvfy_errors
 MODEL: dict[str, Any] = {"model_name": "mr_to_ct", "model_version": "1"}
 
 
-
 def _assert_same_geometry(a: Volume, b: Volume) -> None:
     assert a.shape == b.shape
     assert np.abs(a.affine_lps() - b.affine_lps()).max() <= 1e-4

@@ -29,8 +29,11 @@ def main(argv: list[str]) -> int:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
-    write_model(root, card(body_mask={"kind": "hu_threshold", "threshold_hu": -500}),
-                lambda p: linear_model(p, 1, 1.0, 0.05))
+    write_model(
+        root,
+        card(body_mask={"kind": "hu_threshold", "threshold_hu": -500}),
+        lambda p: linear_model(p, 1, 1.0, 0.05),
+    )
     return root
 
 
@@ -54,11 +57,22 @@ def test_translate_dicom_to_dicom(repo: Path, tmp_path: Path, capsys: pytest.Cap
     x = np.full((4, 12, 10), -1000.0, np.float32)
     x[:, 3:10, 2:8] = np.arange(6 * 7).reshape(7, 6) * 10.0 - 100.0
     source = Volume(x, spacing_mm=(1.0, 1.0, 2.0), origin_mm=(5.0, -3.0, 10.0))
-    write_derived_series(source, tmp_path / "in", model_name="phantom", model_version="1",
-                         allow_new_study=True)
+    write_derived_series(
+        source, tmp_path / "in", model_name="phantom", model_version="1", allow_new_study=True
+    )
     out_dir = tmp_path / "out"
-    args = ["translate", str(tmp_path / "in"), str(out_dir), "--model", "cbct-test", "--models", str(repo),
-            "--threads", "1", "--no-progress"]
+    args = [
+        "translate",
+        str(tmp_path / "in"),
+        str(out_dir),
+        "--model",
+        "cbct-test",
+        "--models",
+        str(repo),
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert "CPUExecutionProvider" in capsys.readouterr().out
     result = read_series(out_dir)

@@ -142,8 +142,13 @@ def test_body_mask_on_the_model_grid_for_a_finer_input(tmp_path: Path) -> None:
     # A 4 mm square body in a 0.5 mm input, a model at 2 mm: the mask is computed on the 2 mm
     # grid (as in training) and brought back by nearest neighbour, so the background boundary
     # lies within one model voxel (2 mm = 4 input pixels) of the true edge.
-    engine = linear_engine(tmp_path, 1.0, 0.2, body_mask={"kind": "hu_threshold", "threshold_hu": -500},
-                           in_plane_spacing_mm=[2.0, 2.0])
+    engine = linear_engine(
+        tmp_path,
+        1.0,
+        0.2,
+        body_mask={"kind": "hu_threshold", "threshold_hu": -500},
+        in_plane_spacing_mm=[2.0, 2.0],
+    )
     x = np.full((2, 64, 64), -1000.0, np.float32)
     x[:, 16:48, 12:52] = 40.0
     result = engine.translate(ct(x, (0.5, 0.5, 3.0)), model="cbct-test")
@@ -247,13 +252,20 @@ def test_cuda_provider_options_when_cuda_is_available(monkeypatch: pytest.Monkey
 
     from service.inference.engine import _providers
 
-    monkeypatch.setattr(onnxruntime, "get_available_providers",
-                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     chosen = _providers(EngineConfig(gpu_mem_limit_bytes=2**30, device_id=1))
     assert chosen == [
-        ("CUDAExecutionProvider", {"device_id": 1, "gpu_mem_limit": 2**30,
-                                   "arena_extend_strategy": "kSameAsRequested",
-                                   "cudnn_conv_algo_search": "DEFAULT"}),
+        (
+            "CUDAExecutionProvider",
+            {
+                "device_id": 1,
+                "gpu_mem_limit": 2**30,
+                "arena_extend_strategy": "kSameAsRequested",
+                "cudnn_conv_algo_search": "DEFAULT",
+            },
+        ),
         "CPUExecutionProvider",
     ]
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])

@@ -33,8 +33,9 @@ def test_ct_threshold_keeps_the_body_fills_holes_drops_the_couch() -> None:
 def test_mr_relative_threshold() -> None:
     array, expected = phantom(2.0, 400.0, 5.0)
     vol = Volume(array, spacing_mm=(1, 1, 2), modality=Modality.MR, unit=Unit.MR_AU)
-    spec = parse_mask_spec(None, {"kind": "relative_threshold", "reference_percentile": 98, "fraction": 0.1},
-                           "MR")
+    spec = parse_mask_spec(
+        None, {"kind": "relative_threshold", "reference_percentile": 98, "fraction": 0.1}, "MR"
+    )
     np.testing.assert_array_equal(body_mask(vol, spec), expected)
 
 

@@ -16,10 +16,16 @@ PET_IO = {"modality": "PT", "unit": "SUVbw", "normalisation": {"kind": "suv_log"
 
 
 def pet_card(**changes):
-    return card(name="pet-test", task="pet-denoise", input=PET_IO,
-                output={**PET_IO, "background": 0, "clip": [0, 50]}, dose_reduction_factor=4,
-                body_mask={"kind": "smoothed_threshold", "sigma_mm": 0.0, "threshold": 0.05},
-                in_plane_spacing_mm=[4.0, 4.0], **changes)
+    return card(
+        name="pet-test",
+        task="pet-denoise",
+        input=PET_IO,
+        output={**PET_IO, "background": 0, "clip": [0, 50]},
+        dose_reduction_factor=4,
+        body_mask={"kind": "smoothed_threshold", "sigma_mm": 0.0, "threshold": 0.05},
+        in_plane_spacing_mm=[4.0, 4.0],
+        **changes,
+    )
 
 
 def test_pet_suv_log_chain_and_background(tmp_path: Path) -> None:
@@ -45,10 +51,18 @@ def test_pet_in_bq_per_ml_is_refused(tmp_path: Path) -> None:
 
 def test_mr_percentiles_map_the_body_to_the_ct_range(tmp_path: Path) -> None:
     mr_card = card(
-        name="mr-test", task="mr-to-ct",
-        input={"modality": "MR", "unit": "MR_AU",
-               "normalisation": {"kind": "percentile", "low_percentile": 0, "high_percentile": 100,
-                                 "upper_bound": 3}},
+        name="mr-test",
+        task="mr-to-ct",
+        input={
+            "modality": "MR",
+            "unit": "MR_AU",
+            "normalisation": {
+                "kind": "percentile",
+                "low_percentile": 0,
+                "high_percentile": 100,
+                "upper_bound": 3,
+            },
+        },
         body_mask={"kind": "relative_threshold", "reference_percentile": 100, "fraction": 0.1},
     )
     write_model(tmp_path, mr_card, lambda p: linear_model(p, 1, 1.0, 0.0))
@@ -93,8 +107,11 @@ def _identity_onnx(path: Path, shape: list[int | str], reshape_to: list[int] | N
         nodes = [helper.make_node("Reshape", ["input", "shape"], ["output"])]
         inits = [numpy_helper.from_array(np.array(reshape_to, np.int64), "shape")]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H", "W"])], initializer=inits,
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9

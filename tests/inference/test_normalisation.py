@@ -61,8 +61,9 @@ def test_suv_log_inverse_overflow_is_a_numeric_error() -> None:
 
 
 def test_percentile_uses_the_mask_and_keeps_the_upper_tail_to_the_bound() -> None:
-    spec = parse_normalisation(None, {"kind": "percentile", "low_percentile": 0, "high_percentile": 100,
-                                      "upper_bound": 2.0})
+    spec = parse_normalisation(
+        None, {"kind": "percentile", "low_percentile": 0, "high_percentile": 100, "upper_bound": 2.0}
+    )
     x = np.array([0.0, 0.0, 100.0, 200.0, 300.0, 700.0], np.float32)
     mask = np.array([False, False, True, True, True, False])
     params = fit_normalisation(spec, x, mask)
@@ -75,8 +76,9 @@ def test_percentile_uses_the_mask_and_keeps_the_upper_tail_to_the_bound() -> Non
 
 
 def test_percentile_refuses_an_empty_mask_and_no_contrast() -> None:
-    spec = parse_normalisation(None, {"kind": "percentile", "low_percentile": 1, "high_percentile": 99,
-                                      "upper_bound": 3})
+    spec = parse_normalisation(
+        None, {"kind": "percentile", "low_percentile": 1, "high_percentile": 99, "upper_bound": 3}
+    )
     with pytest.raises(InputError, match="empty body mask"):
         fit_normalisation(spec, np.ones(4), np.zeros(4, bool))
     with pytest.raises(InputError, match="no contrast"):

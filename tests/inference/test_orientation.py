@@ -34,8 +34,11 @@ def engine(tmp_path: Path) -> Engine:
 @pytest.fixture
 def canonical() -> Volume:
     rng = np.random.default_rng(11)
-    return Volume(rng.uniform(-900, 1500, (5, 6, 7)).astype(np.float32), spacing_mm=SPACING,
-                  origin_mm=(10.0, 20.0, 30.0))
+    return Volume(
+        rng.uniform(-900, 1500, (5, 6, 7)).astype(np.float32),
+        spacing_mm=SPACING,
+        origin_mm=(10.0, 20.0, 30.0),
+    )
 
 
 def test_sagittal_storage_gives_the_same_physical_result(engine: Engine, canonical: Volume) -> None:
@@ -45,8 +48,12 @@ def test_sagittal_storage_gives_the_same_physical_result(engine: Engine, canonic
     stored = np.flip(a, axis=0).transpose(2, 0, 1)
     direction = np.zeros((3, 3))
     direction[1, 0], direction[2, 1], direction[0, 2] = 1.0, -1.0, 1.0
-    sagittal = Volume(stored, spacing_mm=(SPACING[1], SPACING[2], SPACING[0]),
-                      origin_mm=lps(canonical, [0, 0, nz - 1]), direction=direction)
+    sagittal = Volume(
+        stored,
+        spacing_mm=(SPACING[1], SPACING[2], SPACING[0]),
+        origin_mm=lps(canonical, [0, 0, nz - 1]),
+        direction=direction,
+    )
     assert np.allclose(sagittal.index_to_lps([3, 1, 2]), canonical.index_to_lps([2, 3, nz - 2]))
     reference = engine.translate(canonical, model="cbct-test")
     result = engine.translate(sagittal, model="cbct-test")
@@ -59,9 +66,12 @@ def test_sagittal_storage_gives_the_same_physical_result(engine: Engine, canonic
 
 def test_flipped_in_plane_axes_give_the_same_physical_result(engine: Engine, canonical: Volume) -> None:
     _, ny, nx = canonical.shape
-    flipped = Volume(np.flip(canonical.array, axis=(1, 2)), spacing_mm=SPACING,
-                     origin_mm=lps(canonical, [nx - 1, ny - 1, 0]),
-                     direction=np.diag([-1.0, -1.0, 1.0]))
+    flipped = Volume(
+        np.flip(canonical.array, axis=(1, 2)),
+        spacing_mm=SPACING,
+        origin_mm=lps(canonical, [nx - 1, ny - 1, 0]),
+        direction=np.diag([-1.0, -1.0, 1.0]),
+    )
     reference = engine.translate(canonical, model="cbct-test").volume.array
     result = engine.translate(flipped, model="cbct-test").volume.array
     np.testing.assert_allclose(result, np.flip(reference, axis=(1, 2)), atol=1e-3)

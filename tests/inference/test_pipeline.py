@@ -30,8 +30,11 @@ def nifti(tmp_path: Path) -> tuple[Path, Volume]:
     from service.imageio import write_image
 
     rng = np.random.default_rng(3)
-    vol = Volume(rng.uniform(-1000, 2000, (3, 7, 9)).astype(np.float32), spacing_mm=(1.0, 1.0, 2.0),
-                 origin_mm=(1.0, 2.0, 3.0))
+    vol = Volume(
+        rng.uniform(-1000, 2000, (3, 7, 9)).astype(np.float32),
+        spacing_mm=(1.0, 1.0, 2.0),
+        origin_mm=(1.0, 2.0, 3.0),
+    )
     path = tmp_path / "in.nii.gz"
     write_image(vol, path)
     return path, vol
@@ -57,8 +60,9 @@ def test_image_to_image(repo: Path, tmp_path: Path, nifti: tuple[Path, Volume], 
         translate_path(path, out, engine=Engine(repo), task="cbct-to-ct")
 
 
-def test_dicom_output_from_an_image_file_is_refused_before_work(repo: Path, tmp_path: Path,
-                                                                nifti: tuple[Path, Volume]) -> None:
+def test_dicom_output_from_an_image_file_is_refused_before_work(
+    repo: Path, tmp_path: Path, nifti: tuple[Path, Volume]
+) -> None:
     with pytest.raises(OptionError, match="DICOM output needs a DICOM input"):
         translate_path(nifti[0], tmp_path / "series", engine=Engine(repo), task="cbct-to-ct")
     assert not (tmp_path / "series").exists()
@@ -74,8 +78,9 @@ def test_output_format_rules() -> None:
         output_format_for("a/b", "png")
 
 
-def test_translate_command_against_a_local_server(repo: Path, tmp_path: Path,
-                                                  nifti: tuple[Path, Volume]) -> None:
+def test_translate_command_against_a_local_server(
+    repo: Path, tmp_path: Path, nifti: tuple[Path, Volume]
+) -> None:
     pytest.importorskip("service.rpc.server")
     from service.imageio import read_image
     from service.rpc.config import ServerConfig
@@ -101,11 +106,24 @@ def test_translate_command_against_a_local_server(repo: Path, tmp_path: Path,
         from service.dicom.writer import write_derived_series
 
         x = np.round(vol.array)
-        write_derived_series(vol.with_array(x), tmp_path / "dicom_in", model_name="phantom",
-                             model_version="1", allow_new_study=True)
+        write_derived_series(
+            vol.with_array(x),
+            tmp_path / "dicom_in",
+            model_name="phantom",
+            model_version="1",
+            allow_new_study=True,
+        )
         (tmp_path / "dicom_in" / "notes.txt").write_text("not DICOM")
-        args = parser.parse_args(["translate", str(tmp_path / "dicom_in"), str(tmp_path / "dicom_out"),
-                                  "--task", "cbct-to-ct", *server_args])
+        args = parser.parse_args(
+            [
+                "translate",
+                str(tmp_path / "dicom_in"),
+                str(tmp_path / "dicom_out"),
+                "--task",
+                "cbct-to-ct",
+                *server_args,
+            ]
+        )
         assert args.func(args) == 0
         result = read_series(tmp_path / "dicom_out")
         np.testing.assert_allclose(result.array, expected(x), atol=0.51)

@@ -45,8 +45,17 @@ def test_a_valid_card_parses_into_typed_fields() -> None:
         ({"output": {**CT_CARD["output"], "unit": "SUVbw"}}, "card.output.unit 'SUVbw'"),
         ({"body_mask": {"kind": "smoothed_threshold", "sigma_mm": 1, "threshold": 1}}, "card.body_mask.kind"),
         (
-            {"output": {**CT_CARD["output"], "normalisation": {"kind": "percentile", "low_percentile": 1,
-                                                               "high_percentile": 99, "upper_bound": 2}}},
+            {
+                "output": {
+                    **CT_CARD["output"],
+                    "normalisation": {
+                        "kind": "percentile",
+                        "low_percentile": 1,
+                        "high_percentile": 99,
+                        "upper_bound": 2,
+                    },
+                }
+            },
             "cannot be inverted on a model output",
         ),
     ],
@@ -66,10 +75,17 @@ def test_missing_field_is_named() -> None:
 
 
 def test_pet_card_needs_a_dose_reduction_factor() -> None:
-    pet = card(task="pet-denoise",
-               input={"modality": "PT", "unit": "SUVbw", "normalisation": {"kind": "suv_log", "scale": 1}},
-               output={"modality": "PT", "unit": "SUVbw", "normalisation": {"kind": "suv_log", "scale": 1},
-                       "background": 0, "clip": [0, 100]})
+    pet = card(
+        task="pet-denoise",
+        input={"modality": "PT", "unit": "SUVbw", "normalisation": {"kind": "suv_log", "scale": 1}},
+        output={
+            "modality": "PT",
+            "unit": "SUVbw",
+            "normalisation": {"kind": "suv_log", "scale": 1},
+            "background": 0,
+            "clip": [0, 100],
+        },
+    )
     with pytest.raises(CardError, match="dose_reduction_factor is missing"):
         parse_card(pet)
     assert parse_card({**pet, "dose_reduction_factor": 4}).dose_reduction_factor == 4.0
@@ -99,13 +115,30 @@ def test_repository_loads_versions_and_resolves(tmp_path: Path) -> None:
     (folder / "2").mkdir()
     build(folder / "2" / "model.onnx")
     (folder / "2" / "card.json").write_text(json.dumps(card(version="2")))
-    write_model(tmp_path, card(name="mr2ct", task="mr-to-ct",
-                               input={"modality": "MR", "unit": "MR_AU",
-                                      "normalisation": {"kind": "percentile", "low_percentile": 0.5,
-                                                        "high_percentile": 99.5, "upper_bound": 3}}), build)
+    write_model(
+        tmp_path,
+        card(
+            name="mr2ct",
+            task="mr-to-ct",
+            input={
+                "modality": "MR",
+                "unit": "MR_AU",
+                "normalisation": {
+                    "kind": "percentile",
+                    "low_percentile": 0.5,
+                    "high_percentile": 99.5,
+                    "upper_bound": 3,
+                },
+            },
+        ),
+        build,
+    )
     repo = ModelRepository.load(tmp_path)
-    assert [(e.card.name, e.card.version) for e in repo.entries()] == [("cbct-test", "1"), ("cbct-test", "2"),
-                                                                        ("mr2ct", "1")]
+    assert [(e.card.name, e.card.version) for e in repo.entries()] == [
+        ("cbct-test", "1"),
+        ("cbct-test", "2"),
+        ("mr2ct", "1"),
+    ]
     assert repo.resolve(task="cbct-to-ct").card.version == "2"
     assert repo.resolve(task="cbct-to-ct", version="1").card.version == "1"
     with pytest.raises(InputError, match="does task mr-to-ct, not cbct-to-ct"):

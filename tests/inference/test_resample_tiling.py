@@ -21,8 +21,9 @@ spacings = st.floats(0.3, 3.0, allow_nan=False)
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 40), st.integers(1, 40), spacings, spacings, spacings, spacings)
-def test_resampling_keeps_constants_and_shapes(ny: int, nx: int, sx: float, sy: float, tx: float,
-                                               ty: float) -> None:
+def test_resampling_keeps_constants_and_shapes(
+    ny: int, nx: int, sx: float, sy: float, tx: float, ty: float
+) -> None:
     x = np.full((2, ny, nx), 37.5, np.float32)
     model = to_model_grid(x, (sx, sy), (tx, ty))
     assert model.shape == (2, model_size(ny, sy, ty), model_size(nx, sx, tx))
@@ -57,7 +58,7 @@ def test_windows_cover_every_pixel_with_positive_weights(
         assert win.height == min(size, h) and win.width == min(size, w)
         weights = tiling.weights(win, overlap, data.draw(st.sampled_from(["linear", "cosine"])))
         assert weights.min() > 0
-        total[win.y0:win.y0 + win.height, win.x0:win.x0 + win.width] += weights
+        total[win.y0 : win.y0 + win.height, win.x0 : win.x0 + win.width] += weights
     assert total.min() > 0
 
 

@@ -75,7 +75,7 @@ class InstrumentedEngine(Engine):
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
 
-    def translate(self, volume: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def translate(self, volume: Any, **kwargs: Any) -> Any:
         cancel: threading.Event = kwargs["cancel"]
         outer: Callable[[str, float], None] | None = kwargs.get("progress")
         with self._lock:
@@ -262,13 +262,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 def volume_ct(shape: tuple[int, int, int] = (4, 16, 16)) -> Any:
-    from service.volume import Volume
+    from service.volume import Modality, Unit, Volume
 
     rng = np.random.default_rng(0)
     return Volume(
         rng.uniform(-1000, 2000, size=shape).astype(np.float32),
         spacing_mm=(1.0, 1.0, 2.0),
         origin_mm=(-8.0, -8.0, 10.0),
-        modality="CT",
-        unit="HU",
+        modality=Modality.CT,
+        unit=Unit.HU,
     )
