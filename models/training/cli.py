@@ -62,6 +62,13 @@ def register(subparsers: Any) -> None:
         help="generator output head (default: the task's; residual = input + learned correction)",
     )
     p.add_argument("--paired-l1", type=float, default=None, help="CycleGAN: weight of a paired L1 term")
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.0,
+        help="validate and export an exponential moving average of the generator's weights with this decay "
+        "per step (e.g. 0.998; default 0: the weights themselves)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in OUT from its last epoch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -108,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         drf=args.drf,
         generator=_generator(args),
         paired_l1=args.paired_l1,
+        ema_decay=args.ema_decay,
     )
     train_set, val_set = load_prepared(config)
     print(f"training {config.task.value}: {len(train_set)} subjects, validating on {len(val_set)}")

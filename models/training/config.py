@@ -133,6 +133,9 @@ class TrainConfig:
     generator: GeneratorSpec | None = None  # None: the preset's
     paired_l1: float | None = None  # CycleGAN: paired L1 weight (None: the preset's)
     decay_epochs: int = 0  # last epochs over which the learning rate falls linearly towards 0
+    ema_decay: float = (
+        0.0  # > 0: validate and export an EMA of the generator's weights (models/training/ema.py)
+    )
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -146,6 +149,10 @@ class TrainConfig:
             raise OptionError(
                 f"decay_epochs must be in [0, epochs = {self.epochs}], got {self.decay_epochs}: "
                 "pass fewer decay epochs or more epochs."
+            )
+        if not 0.0 <= float(self.ema_decay) < 1.0:
+            raise OptionError(
+                f"ema_decay must be in [0, 1), got {self.ema_decay}: pass e.g. 0.998, or 0 for no average."
             )
         if self.device not in ("cpu", "cuda", "auto"):
             raise OptionError(
@@ -199,8 +206,8 @@ class TrainConfig:
         return self.generator or PRESETS[Task.parse(self.task)].generator
 
     def fingerprint(self) -> dict[str, Any]:
-        """The fields a resumed run must share with the checkpoint."""
-        return {
+        """The fields a resumed run must share with the checkpoint (``ema_decay`` only when used)."""
+        fields: dict[str, Any] = {
             "task": self.task.value,
             "generator": self.generator_spec.to_dict(),
             "crop_px": self.crop_px,
@@ -209,6 +216,9 @@ class TrainConfig:
             "drf": self.drf,
             "paired_l1": self.preset.weights.paired_l1,
         }
+        if self.ema_decay:
+            fields["ema_decay"] = float(self.ema_decay)
+        return fields
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

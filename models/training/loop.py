@@ -4,7 +4,8 @@ Outputs in ``config.out``:
 
 - ``checkpoint.pt``: the whole state after the last finished epoch (networks, optimisers, RNG states,
   history); written atomically, so an interrupted run resumes from the last complete epoch.
-- ``best.pt``: the exported generator's weights at the best validation MAE, with its spec.
+- ``best.pt``: the exported generator's weights at the best validation MAE, with its spec (with
+  ``ema_decay`` > 0: the moving average of those weights, which is also what is validated).
 - ``metrics.jsonl``: one JSON object per epoch (losses averaged over the epoch, validation MAE in
   native units, i.e. HU or SUV, inside the dataset's body mask).
 """
@@ -28,6 +29,7 @@ from tqdm import tqdm
 from models.networks import size_multiple
 from models.training.config import TrainConfig
 from models.training.data import PreparedSubject, SliceSampler
+from models.training.ema import WeightAverage
 from models.training.families import build_family
 from models.training.predict import masked_mae, predict_native
 from service.atomic import atomic_file
@@ -146,6 +148,8 @@ def train(
     device = resolve_device(config.device)
     family = build_family(preset.family, spec, lr=config.lr, weights=preset.weights)
     family.to(device)
+    served = family.export_module()  # shares the trained generator's weights
+    average = WeightAverage(served, config.ema_decay) if config.ema_decay else None
     sampler = SliceSampler(
         train_subjects,
         context_slices=spec.in_channels,
@@ -180,6 +184,8 @@ def train(
                 f"{config.fingerprint()}: use the same options or a new --out folder."
             )
         family.load_state_dict(state["family"])
+        if average is not None:
+            average.load_state_dict(state["ema"])
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"].cpu())
         start_epoch, best_mae, best_epoch = state["epoch"], state["best_mae"], state["best_epoch"]
@@ -205,6 +211,8 @@ def train(
             a = [torch.from_numpy(t).to(device) for t in sampler.batch(rng, config.batch_size)]
             b = [torch.from_numpy(t).to(device) for t in sampler.batch(rng, config.batch_size)]
             losses = family.train_step((a[0], a[1], a[2]), (b[0], b[1], b[2]))
+            if average is not None:
+                average.update(served)
             for k, v in losses.items():
                 if not np.isfinite(v):
                     from service.errors import NumericError
@@ -214,7 +222,8 @@ def train(
                     )
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix(loss_g=f"{losses['loss_g']:.3f}")
-        val_mae = validate(family.export_module(), val_subjects, config)
+        validated = served if average is None else average.module
+        val_mae = validate(validated, val_subjects, config)
         record: dict[str, float | int | None] = {"epoch": epoch + 1, "lr": lr}
         record.update({k: v / config.steps_per_epoch for k, v in sums.items()})
         record["val_mae"] = val_mae
@@ -224,7 +233,7 @@ def train(
             fh.write(json.dumps(record) + "\n")
         if val_mae is not None and (best_mae is None or val_mae < best_mae):
             best_mae, best_epoch = val_mae, epoch + 1
-            _save(best_path, _best_payload(config, family.export_module(), epoch + 1, val_mae))
+            _save(best_path, _best_payload(config, validated, epoch + 1, val_mae))
         _save(
             ckpt_path,
             {
@@ -236,11 +245,13 @@ def train(
                 "best_epoch": best_epoch,
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
+                **({} if average is None else {"ema": average.state_dict()}),
             },
         )
         log.info("epoch %d: %s", epoch + 1, record)
     if not val_subjects:
-        _save(best_path, _best_payload(config, family.export_module(), config.epochs, None))
+        final = served if average is None else average.module
+        _save(best_path, _best_payload(config, final, config.epochs, None))
     _record_timing(
         config.out / "timing.json", time.perf_counter() - started, config.epochs - start_epoch, device
     )
