@@ -63,6 +63,14 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--paired-l1", type=float, default=None, help="CycleGAN: weight of a paired L1 term")
     p.add_argument(
+        "--loss-weight",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one of the family's loss weights (adversarial, l1, cycle, identity, paired_l1, "
+        "gradient, frequency), e.g. --loss-weight cycle=1; repeatable; a weight of 0 skips that term",
+    )
+    p.add_argument(
         "--ema-decay",
         type=float,
         default=0.0,
@@ -93,6 +101,20 @@ def _generator(args: argparse.Namespace) -> GeneratorSpec | None:
     return GeneratorSpec.from_dict(base)
 
 
+def _loss_weights(items: list[str]) -> dict[str, str]:
+    from service.errors import OptionError
+
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise OptionError(
+                f"--loss-weight takes NAME=VALUE, got {item!r}: write e.g. --loss-weight cycle=1."
+            )
+        out[name.strip()] = value.strip()
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from models.training.config import TrainConfig
     from models.training.dataset import load_prepared
@@ -116,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         generator=_generator(args),
         paired_l1=args.paired_l1,
         ema_decay=args.ema_decay,
+        loss_weights=_loss_weights(args.loss_weight) or None,
     )
     train_set, val_set = load_prepared(config)
     print(f"training {config.task.value}: {len(train_set)} subjects, validating on {len(val_set)}")

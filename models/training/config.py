@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,27 @@ PRESETS: dict[Task, TaskPreset] = {
 }
 
 
+def parse_loss_weights(weights: Mapping[str, Any]) -> dict[str, float]:
+    """Check loss-weight overrides: names of :class:`LossWeights` fields, finite values ≥ 0."""
+    names = [f.name for f in fields(LossWeights)]
+    out: dict[str, float] = {}
+    for name, value in weights.items():
+        if name not in names:
+            raise OptionError(
+                f"loss weight {name!r} is not a loss of the training families: use one of {', '.join(names)}."
+            )
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not (math.isfinite(number) and number >= 0):
+            raise OptionError(
+                f"loss weight {name} must be a finite number ≥ 0, got {value!r}: pass e.g. {name}=1."
+            )
+        out[name] = number
+    return out
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on (stored in the checkpoint; resume checks it)."""
@@ -133,9 +154,8 @@ class TrainConfig:
     generator: GeneratorSpec | None = None  # None: the preset's
     paired_l1: float | None = None  # CycleGAN: paired L1 weight (None: the preset's)
     decay_epochs: int = 0  # last epochs over which the learning rate falls linearly towards 0
-    ema_decay: float = (
-        0.0  # > 0: validate and export an EMA of the generator's weights (models/training/ema.py)
-    )
+    loss_weights: dict[str, float] | None = None  # overrides of the preset's LossWeights, by field name
+    ema_decay: float = 0.0  # > 0: validate and export an EMA of the generator's weights (training/ema.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -150,6 +170,8 @@ class TrainConfig:
                 f"decay_epochs must be in [0, epochs = {self.epochs}], got {self.decay_epochs}: "
                 "pass fewer decay epochs or more epochs."
             )
+        if self.loss_weights is not None:
+            object.__setattr__(self, "loss_weights", parse_loss_weights(self.loss_weights))
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise OptionError(
                 f"ema_decay must be in [0, 1), got {self.ema_decay}: pass e.g. 0.998, or 0 for no average."
@@ -198,6 +220,8 @@ class TrainConfig:
     def preset(self) -> TaskPreset:
         base = PRESETS[self.task]
         weights = base.weights if self.paired_l1 is None else replace(base.weights, paired_l1=self.paired_l1)
+        if self.loss_weights:
+            weights = replace(weights, **self.loss_weights)
         dataset_input = f"pet_low_drf{self.drf}" if self.task is Task.PET_DENOISE else base.dataset_input
         return replace(base, weights=weights, dataset_input=dataset_input)
 
@@ -207,7 +231,7 @@ class TrainConfig:
 
     def fingerprint(self) -> dict[str, Any]:
         """The fields a resumed run must share with the checkpoint (``ema_decay`` only when used)."""
-        fields: dict[str, Any] = {
+        shared: dict[str, Any] = {
             "task": self.task.value,
             "generator": self.generator_spec.to_dict(),
             "crop_px": self.crop_px,
@@ -216,9 +240,11 @@ class TrainConfig:
             "drf": self.drf,
             "paired_l1": self.preset.weights.paired_l1,
         }
+        if self.loss_weights:
+            shared["loss_weights"] = dict(sorted(self.loss_weights.items()))
         if self.ema_decay:
-            fields["ema_decay"] = float(self.ema_decay)
-        return fields
+            shared["ema_decay"] = float(self.ema_decay)
+        return shared
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -189,11 +189,18 @@ class CycleGAN(_Base):
         adv = self.w.adversarial * (
             self._gan(self.d_b, fake_b, True, False) + self._gan(self.d_a, fake_a, True, False)
         )
-        cycle = self.w.cycle * (
-            (self.g_ba(fake_b) - real_a).abs().mean() + (self.g_ab(fake_a) - real_b).abs().mean()
+        # A term with weight 0 is not computed (its generator passes would only cost time).
+        cycle = (
+            self.w.cycle
+            * ((self.g_ba(fake_b) - real_a).abs().mean() + (self.g_ab(fake_a) - real_b).abs().mean())
+            if self.w.cycle > 0
+            else torch.zeros(())
         )
-        identity = self.w.identity * (
-            (self.g_ab(real_b) - real_b).abs().mean() + (self.g_ba(real_a) - real_a).abs().mean()
+        identity = (
+            self.w.identity
+            * ((self.g_ab(real_b) - real_b).abs().mean() + (self.g_ba(real_a) - real_a).abs().mean())
+            if self.w.identity > 0
+            else torch.zeros(())
         )
         paired = (
             self.w.paired_l1 * (fake_b - paired_b).abs().mean() if self.w.paired_l1 > 0 else torch.zeros(())
