@@ -101,7 +101,8 @@ def _generator(args: argparse.Namespace) -> GeneratorSpec | None:
     return GeneratorSpec.from_dict(base)
 
 
-def _loss_weights(items: list[str]) -> dict[str, str]:
+def _loss_weights(items: list[str]) -> dict[str, float]:
+    from models.training.config import parse_loss_weights
     from service.errors import OptionError
 
     out: dict[str, str] = {}
@@ -112,7 +113,7 @@ def _loss_weights(items: list[str]) -> dict[str, str]:
                 f"--loss-weight takes NAME=VALUE, got {item!r}: write e.g. --loss-weight cycle=1."
             )
         out[name.strip()] = value.strip()
-    return out
+    return parse_loss_weights(out)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,84 @@
+"""``--loss-weight NAME=VALUE``: checked early, applied to the family, part of what a resume must keep."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from models.training.config import PRESETS, TrainConfig
+from models.training.loop import train
+from service.cli.main import main
+from service.errors import OptionError
+from service.inference.card import Task
+from tests.training.conftest import TINY, prepared
+
+
+def test_overrides_replace_only_the_named_weights(tmp_path: Path) -> None:
+    config = TrainConfig(
+        task="cbct-to-ct",
+        data=tmp_path,
+        out=tmp_path,
+        paired_l1=100.0,
+        loss_weights={"cycle": "1", "identity": 0},
+    )
+    preset = PRESETS[Task.CBCT_TO_CT].weights
+    assert config.preset.weights == replace(preset, cycle=1.0, identity=0.0, paired_l1=100.0)
+    assert config.fingerprint()["loss_weights"] == {"cycle": 1.0, "identity": 0.0}
+    assert "loss_weights" not in TrainConfig(task="cbct-to-ct", data=tmp_path, out=tmp_path).fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (
+            {"cycel": 1.0},
+            r"loss weight 'cycel' is not a loss of the training families: use one of adversarial, l1",
+        ),
+        ({"cycle": -1.0}, r"loss weight cycle must be a finite number ≥ 0, got -1.0: pass e.g. cycle=1"),
+        ({"identity": "nan"}, r"loss weight identity must be a finite number ≥ 0, got 'nan'"),
+        ({"l1": "heavy"}, r"loss weight l1 must be a finite number ≥ 0, got 'heavy'"),
+    ],
+)
+def test_bad_overrides_are_refused_with_the_fix(
+    tmp_path: Path, weights: dict[str, object], message: str
+) -> None:
+    with pytest.raises(OptionError, match=message):
+        TrainConfig(task="cbct-to-ct", data=tmp_path, out=tmp_path, loss_weights=weights)
+
+
+def test_cli_refuses_a_malformed_override_before_reading_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--task", "cbct-to-ct", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "run")]
+    assert main([*args, "--loss-weight", "cycle"]) != 0
+    assert (
+        "--loss-weight takes NAME=VALUE, got 'cycle': write e.g. --loss-weight cycle=1."
+        in capsys.readouterr().err
+    )
+    assert main([*args, "--loss-weight", "cycle=-2"]) != 0
+    assert "loss weight cycle must be a finite number ≥ 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def _config(out: Path, epochs: int, **weights: float) -> TrainConfig:
+    return TrainConfig(
+        task=Task.CBCT_TO_CT, data=out, out=out, epochs=epochs, steps_per_epoch=2, batch_size=2, crop_px=32,
+        generator=TINY[Task.CBCT_TO_CT], threads=1, seed=3, paired_l1=100.0, loss_weights=weights,
+    )  # fmt: skip
+
+
+def test_zero_weight_terms_are_skipped_and_resume_keeps_the_weights(tmp_path: Path) -> None:
+    subjects = prepared(Task.CBCT_TO_CT, range(3))
+    run = tmp_path / "run"
+    train(_config(run, 1, cycle=1.0, identity=0.0), subjects[:2], subjects[2:], progress=False)
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert record["identity"] == 0.0 and record["cycle"] > 0 and record["paired_l1"] > 0
+    with pytest.raises(OptionError, match="use the same options or a new --out folder"):
+        train(
+            _config(run, 2, cycle=10.0, identity=0.0), subjects[:2], subjects[2:], progress=False, resume=True
+        )
+    train(_config(run, 2, cycle=1.0, identity=0.0), subjects[:2], subjects[2:], progress=False, resume=True)
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
