@@ -75,6 +75,50 @@ def _earlier(cards: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+BANDS = (("bone", "bone"), ("soft_tissue", "soft-tissue"), ("air", "air"))
+
+
+def error_budget(per_subject: list[dict[str, Any]], prefix: str = "") -> dict[str, tuple[float, float]]:
+    """Per HU band of the reference: (share of the body's voxels in %, HU of the body MAE it accounts for).
+
+    The bands partition the body mask, so band MAE × band voxels / body voxels adds up to the body MAE;
+    computed per subject, then averaged over subjects like the card's means.
+    """
+    out: dict[str, tuple[float, float]] = {}
+    for band, _ in BANDS:
+        shares, parts = [], []
+        for row in per_subject:
+            total, voxels = row.get(f"{prefix}mask_voxels"), row.get(f"{prefix}voxels_band_{band}")
+            if not total or voxels is None:
+                continue
+            shares.append(100.0 * voxels / total)
+            # An empty band has no MAE (NaN) and accounts for nothing.
+            parts.append(row[f"{prefix}mae_band_hu_{band}"] * voxels / total if voxels else 0.0)
+        if shares:
+            out[band] = (sum(shares) / len(shares), sum(parts) / len(parts))
+    return out
+
+
+def _budget_line(card: dict[str, Any]) -> str | None:
+    held_out = card.get("metrics", {}).get("held_out", {})
+    rows, mean = held_out.get("per_subject", []), held_out.get("mean", {})
+    if not rows or "mae_hu" not in mean or "mask_voxels" not in rows[0]:
+        return None
+    parts = []
+    for prefix, who in (("", "model"), ("input_", "input")):
+        if f"{prefix}mae_hu" not in mean:
+            continue
+        budget = error_budget(rows, prefix)
+        shown = ", ".join(
+            f"{label} {budget[band][1]:.0f} HU"
+            + (f" ({budget[band][0]:.0f} % of the voxels)" if not prefix else "")
+            for band, label in BANDS
+            if band in budget
+        )
+        parts.append(f"{who} {mean[f'{prefix}mae_hu']:.0f} HU = {shown}")
+    return "Where the body MAE comes from (HU bands of the reference CT): " + "; ".join(parts) + "."
+
+
 def render(card: dict[str, Any], earlier: list[dict[str, Any]] | None = None) -> str:
     metrics = card.get("metrics", {})
     mean = metrics.get("held_out", {}).get("mean", {})
@@ -103,6 +147,9 @@ def render(card: dict[str, Any], earlier: list[dict[str, Any]] | None = None) ->
         "|---|---|",
     ]
     lines += [f"| {label} | {_fmt(mean[key])} |" for key, label in KEYS if key in mean]
+    budget = _budget_line(card)
+    if budget:
+        lines += ["", budget]
     floor = card.get("training_data", {}).get("error_floor")
     if floor:
         lines += ["", f"What the simulated data allows: {floor}"]
@@ -120,22 +167,28 @@ def _version(path: Path) -> int:
     return int(path.parent.name)
 
 
+def render_all(repository: Path) -> str:
+    """The whole of docs/models.md for the cards in ``repository``."""
+    cards = [json.loads(p.read_text()) for p in sorted(repository.glob("*/card.json"))]
+    earlier = {
+        c["name"]: [
+            json.loads(p.read_text())
+            for p in sorted(repository.glob(f"{c['name']}/*/card.json"), key=_version)
+            if p.parent.name != str(c["version"])
+        ]
+        for c in cards
+    }
+    return HEADER + "\n".join(render(c, earlier[c["name"]]) for c in cards)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repository", type=Path, default=Path("models/repository"))
     parser.add_argument("--out", type=Path, default=Path("docs/models.md"))
     args = parser.parse_args()
-    cards = [json.loads(p.read_text()) for p in sorted(args.repository.glob("*/card.json"))]
-    earlier = {
-        c["name"]: [
-            json.loads(p.read_text())
-            for p in sorted(args.repository.glob(f"{c['name']}/*/card.json"), key=_version)
-            if p.parent.name != str(c["version"])
-        ]
-        for c in cards
-    }
-    args.out.write_text(HEADER + "\n".join(render(c, earlier[c["name"]]) for c in cards))
-    print(f"wrote {args.out} ({len(cards)} models)")
+    text = render_all(args.repository)
+    args.out.write_text(text)
+    print(f"wrote {args.out} ({text.count(chr(10) + '## ')} models)")
     return 0
 
 
