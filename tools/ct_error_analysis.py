@@ -7,8 +7,10 @@ For each subject, in the *interior soft tissue* (at least 8 mm inside the body m
 reference CT, the input and the model output: its SD, and the correlations output-input,
 output-reference and input-reference. A model that restores detail has output-reference above
 input-reference; one that passes the input's detail through has output-input near 1. For CBCT inputs
-also: the in-plane Gaussian blur of the CT that best matches the CBCT (how much blurrier the CBCT is)
-and the best whole-pixel shift of the CBCT against the CT (0 when the two are aligned).
+also: the in-plane Gaussian blur of the CT that best matches the CBCT (how much blurrier the CBCT is),
+the MAE between the CT and that blurred copy of itself (the error a model makes that corrects every
+level but restores no resolution), and the best whole-pixel shift of the CBCT against the CT (0 when
+the two are aligned).
 """
 
 from __future__ import annotations
@@ -65,11 +67,13 @@ def main() -> int:
         )
         if source.modality == subject.images[preset.dataset_target].modality:
             body = subject.mask
-            blur = {
-                s: float(np.abs(ndimage.gaussian_filter(ct, (0.0, s / sy, s / sx)) - inp)[body].mean())
-                for s in (0.0, 1.0, 2.0, 3.0, 4.0)
+            blurred = {
+                s: ndimage.gaussian_filter(ct, (0.0, s / sy, s / sx)) for s in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
             }
+            blur = {s: float(np.abs(b - inp)[body].mean()) for s, b in blurred.items()}
             best_blur = min(blur, key=lambda s: blur[s])
+            # What that much blur alone costs: the CT against its own blurred copy.
+            own = float(np.abs(blurred[best_blur] - ct)[body].mean())
             shifts = {
                 (dy, dx): float(np.abs(np.roll(inp, (dy, dx), axis=(1, 2)) - ct)[body].mean())
                 for dy in (-1, 0, 1)
@@ -77,8 +81,9 @@ def main() -> int:
             }
             best_shift = min(shifts, key=lambda k: shifts[k])
             line += (
-                f"; CT blur best matching the input: sigma {best_blur:.0f} mm (input-vs-CT MAE "
-                f"{blur[0.0]:.0f} HU unblurred, {blur[best_blur]:.0f} HU blurred); best shift {best_shift} px"
+                f"; CT blur best matching the input: sigma {best_blur:g} mm (input-vs-CT MAE "
+                f"{blur[0.0]:.0f} HU unblurred, {blur[best_blur]:.0f} HU blurred; that blur alone puts "
+                f"the CT {own:.0f} HU from itself); best shift {best_shift} px"
             )
         print(line, flush=True)
     return 0
