@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from typing import Literal
 
 import numpy as np
 
 from models.simulation.cbct import simulate_cbct
 from models.simulation.cbct_params import CBCTParams
 
+Filter = Literal["ram-lak", "shepp-logan", "hann"]
+FILTERS: tuple[Filter, ...] = ("ram-lak", "shepp-logan", "hann")
 
-def rod_psf(filter_name: str, pixel_mm: float, views: int, n: int = 128) -> tuple[float, float]:
+
+def rod_psf(filter_name: Filter, pixel_mm: float, views: int, n: int = 128) -> tuple[float, float]:
     """(peak HU of a 1000 HU one-voxel rod, Gaussian-equivalent sigma in mm) for one filter."""
     yy, xx = (np.mgrid[0:n, 0:n] - (n - 1) / 2) * pixel_mm
     ct = np.where(xx**2 + yy**2 < (0.3 * n * pixel_mm) ** 2, 0.0, -1000.0).astype(np.float32)
@@ -39,7 +43,7 @@ def main() -> int:
     parser.add_argument("--pixel-mm", type=float, default=2.0)
     parser.add_argument("--views", type=int, default=360)
     args = parser.parse_args()
-    for name in ("ram-lak", "shepp-logan", "hann"):
+    for name in FILTERS:
         peak, sigma = rod_psf(name, args.pixel_mm, args.views)
         print(f"{name}: rod peak {peak:.0f} HU of 1000, Gaussian-equivalent sigma {sigma:.2f} mm")
     return 0

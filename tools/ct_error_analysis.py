@@ -6,11 +6,12 @@ For each subject, in the *interior soft tissue* (at least 8 mm inside the body m
 ±150 HU), the fine detail of an image (the image minus its Gaussian blur of sigma 4 mm in plane) of the
 reference CT, the input and the model output: its SD, and the correlations output-input,
 output-reference and input-reference. A model that restores detail has output-reference above
-input-reference; one that passes the input's detail through has output-input near 1. For CBCT inputs
-also: the in-plane Gaussian blur of the CT that best matches the CBCT (how much blurrier the CBCT is),
-the MAE between the CT and that blurred copy of itself (the error a model makes that corrects every
-level but restores no resolution), and the best whole-pixel shift of the CBCT against the CT (0 when
-the two are aligned).
+input-reference; one that passes the input's detail through has output-input near 1. Also the
+output's mean error in the soft-tissue (reference within ±200 HU) and bone (≥ 200 HU) parts of the
+body. For CBCT inputs also: the in-plane Gaussian blur of the CT that best matches the CBCT (how
+much blurrier the CBCT is), the MAE between the CT and that blurred copy of itself (the error of a
+model that corrects every level but restores no resolution), and the best whole-pixel shift of the
+CBCT against the CT (0 when the two are aligned).
 """
 
 from __future__ import annotations
@@ -58,12 +59,15 @@ def main() -> int:
         sigma = (4.0 / sy, 4.0 / sx)
         inside = ndimage.binary_erosion(subject.mask, iterations=max(1, round(8.0 / min(sx, sy))))
         region = inside & (np.abs(ct) < 150)
+        soft, bone = subject.mask & (np.abs(ct) < 200), subject.mask & (ct >= 200)
         d_ct, d_in, d_out = (detail(a, sigma)[region] for a in (ct, inp, out))
         line = (
             f"{subject.name}: detail SD reference {d_ct.std():.0f} HU, input {d_in.std():.0f}, output "
             f"{d_out.std():.0f}; corr output-input {corr(d_out, d_in):.2f}, output-reference "
             f"{corr(d_out, d_ct):.2f}, input-reference {corr(d_in, d_ct):.2f}; interior soft-tissue MAE "
-            f"input {np.abs(inp - ct)[region].mean():.0f} HU, output {np.abs(out - ct)[region].mean():.0f} HU"
+            f"input {np.abs(inp - ct)[region].mean():.0f} HU, output {np.abs(out - ct)[region].mean():.0f} "
+            f"HU; output ME soft tissue (reference -200..200 HU) {(out - ct)[soft].mean():+.1f} HU, "
+            f"bone (≥ 200 HU) {(out - ct)[bone].mean():+.1f} HU"
         )
         if source.modality == subject.images[preset.dataset_target].modality:
             body = subject.mask
