@@ -48,6 +48,10 @@ def main() -> int:
     args = parser.parse_args()
     engine = Engine(args.repository)
     card = engine.get_model(args.model, args.version)
+    if card.output.modality.value != "CT":
+        parser.error(
+            f"--model {card.name!r} translates to {card.output.modality.value}, not CT: pass a CT model."
+        )
     preset = PRESETS[card.task]
     for n, subject in enumerate(iter_dataset(args.data, DATASET_TASK[preset.task])):
         if n >= args.subjects:
