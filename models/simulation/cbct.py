@@ -140,7 +140,7 @@ def simulate_cbct(
     xy = proj.pixel_centres_mm((ny, nx), (dx, dy))
     r_fov = fov_radius_mm(p, du)
     inside = np.hypot(xy[:, 0], xy[:, 1]) <= r_fov  # same rule as fov_mask
-    mu = proj.fan_backproject(filtered, xy[inside], beta, u, p.sid_mm, dbeta)
+    mu = _backproject_voxels(filtered, xy[inside], (dx, dy), p.recon_oversample, beta, u, p, dbeta)
     out = np.full((ny * nx, nz), OUTSIDE_FOV_HU, dtype=np.float32)
     out[inside] = 1000.0 * (mu - mu_cal) / mu_cal
     result = np.ascontiguousarray(out.T.reshape(nz, ny, nx))
@@ -150,6 +150,31 @@ def simulate_cbct(
             "and that i0_per_mm2 is not tiny."
         )
     return result
+
+
+def _backproject_voxels(
+    filtered: F32,
+    centres_mm: npt.NDArray[np.float64],
+    spacing_xy_mm: tuple[float, float],
+    k: int,
+    beta: npt.NDArray[np.float64],
+    u: npt.NDArray[np.float64],
+    params: CBCTParams,
+    dbeta: float,
+) -> F32:
+    """Backprojection averaged over ``k x k`` sub-pixel centres of each voxel ``(n_vox, n_cols)``."""
+    if k == 1:
+        return proj.fan_backproject(filtered, centres_mm, beta, u, params.sid_mm, dbeta)
+    steps = ((np.arange(k) + 0.5) / k - 0.5)[:, None] * np.asarray(spacing_xy_mm)[None, :]
+    total: F32 | None = None
+    for oy in steps[:, 1]:
+        for ox in steps[:, 0]:
+            part = proj.fan_backproject(
+                filtered, centres_mm + np.array([ox, oy]), beta, u, params.sid_mm, dbeta
+            )
+            total = part if total is None else np.asarray(total + part, dtype=np.float32)
+    assert total is not None
+    return np.asarray(total / np.float32(k * k), dtype=np.float32)
 
 
 def scatter_intensity(primary: F32, water_mm: F32, params: CBCTParams, du_mm: float, dz_mm: float) -> F32:

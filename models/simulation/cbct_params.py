@@ -42,6 +42,9 @@ class CBCTParams:
         and view; a bin gets ``i0_per_mm2 * du * dz`` (``None`` = noise-free).
     recon_filter : ramp apodisation. calibration_water_mm : water-phantom path of the HU
         calibration. truncation_taper_mm : cosine extrapolation of truncated projections.
+    recon_oversample : reconstruct each voxel at ``k x k`` in-plane sub-pixel centres and
+        average them (1 = at the voxel centre only). With ``det_spacing_mm`` = voxel / ``k``
+        this is a clinical scanner's reconstruction at voxel / ``k``, resampled to the voxel.
     """
 
     n_views: int = 200
@@ -60,6 +63,7 @@ class CBCTParams:
     recon_filter: ReconFilter = "hann"
     calibration_water_mm: float = 200.0
     truncation_taper_mm: float = 40.0
+    recon_oversample: int = 1
 
     def __post_init__(self) -> None:
         _check(
@@ -148,6 +152,13 @@ class CBCTParams:
             "in [0, 500] mm",
             self.truncation_taper_mm,
             "pass 0 to switch the extrapolation off.",
+        )
+        _check(
+            isinstance(self.recon_oversample, int) and 1 <= self.recon_oversample <= 4,
+            "recon_oversample",
+            "an integer in [1, 4]",
+            self.recon_oversample,
+            "pass 1 to reconstruct at the voxel centres, 2 for a grid twice as fine.",
         )
 
     @property

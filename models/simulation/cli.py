@@ -56,6 +56,16 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also write labels.EXT: the majority tissue label per voxel (for tissue-wise evaluation)",
     )
+    parser.add_argument(
+        "--cbct-oversample",
+        type=int,
+        default=1,
+        help=(
+            "cbct-to-ct: detector bins and reconstruction points K times finer than the voxel, averaged "
+            "back to it (a sharper CBCT, as a clinical scanner reconstructs finer and resamples; "
+            "default 1; K x K times the reconstruction time)"
+        ),
+    )
     parser.add_argument("--resume", action="store_true", help="complete an interrupted dataset in OUT/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("out", metavar="OUT/", help="output folder (absent or empty unless --resume)")
@@ -83,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         drfs=tuple(args.drfs) if args.drfs else DEFAULT_DRFS,
         downscale=args.downscale,
         write_labels=args.labels,
+        cbct_oversample=args.cbct_oversample,
     )
     with tqdm(
         total=options.subjects,

@@ -22,7 +22,7 @@ import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,7 @@ class DatasetOptions:
     drfs: tuple[int, ...] = DEFAULT_DRFS
     downscale: int = 1
     write_labels: bool = False
+    cbct_oversample: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task.parse(self.task))
@@ -118,6 +119,16 @@ class DatasetOptions:
             raise OptionError(f"seed must be a non-negative integer < 2**63, got {self.seed!r}: pass e.g. 0.")
         if not 1 <= int(self.downscale) <= 8:
             raise OptionError(f"downscale must be 1..8, got {self.downscale!r}: pass 1 for the full grid.")
+        if not 1 <= int(self.cbct_oversample) <= 4:
+            raise OptionError(
+                f"cbct_oversample must be 1..4, got {self.cbct_oversample!r}: pass 1 for detector bins and "
+                "reconstruction at the voxel size, 2 for both twice as fine."
+            )
+        if int(self.cbct_oversample) != 1 and self.task is not Task.CBCT_TO_CT:
+            raise OptionError(
+                f"cbct_oversample applies to task cbct-to-ct only, got {self.cbct_oversample!r} for "
+                f"{self.task.value!r}: leave it at 1."
+            )
         if not self.drfs or any(int(d) < 2 for d in self.drfs):
             raise OptionError(
                 f"drfs must be dose reduction factors >= 2, got {self.drfs!r}: pass e.g. 4 10 20."
@@ -143,6 +154,8 @@ class DatasetOptions:
             "drfs": list(self.drfs) if self.task is Task.PET else None,
             "downscale": int(self.downscale),
             "labels": bool(self.write_labels),
+            # only when set, so that datasets written before the option still resume
+            **({"cbct_oversample": int(self.cbct_oversample)} if self.cbct_oversample != 1 else {}),
         }
 
 
@@ -235,6 +248,10 @@ def simulate_subject(options: DatasetOptions, index: int) -> SimulatedSubject:
             from models.simulation.cbct import CBCTParams, simulate_cbct
 
             cbct_params = CBCTParams.random(rng)
+            if options.cbct_oversample != 1:
+                k = int(options.cbct_oversample)
+                pixel_mm = min(anatomy.grid.spacing_mm[:2])
+                cbct_params = replace(cbct_params, det_spacing_mm=pixel_mm / k, recon_oversample=k)
             cbct = simulate_cbct(ct, anatomy.grid.spacing_mm, rng, cbct_params)
             images["cbct"] = anatomy.volume(cbct, Modality.CT, Unit.HU)
             meta["cbct_params"] = _jsonable(cbct_params.__dict__)

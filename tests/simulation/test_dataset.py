@@ -177,3 +177,59 @@ def test_iter_dataset_skips_temporary_folders_and_refuses_empty_roots(two: Path,
     empty.mkdir()
     with pytest.raises(InputError, match="holds no subject folders"):
         list(iter_dataset(empty))
+
+
+def test_cbct_oversample_is_validated_and_recorded_only_when_set() -> None:
+    plain = DatasetOptions(task="cbct-to-ct", site="brain", subjects=1, seed=0)  # type: ignore[arg-type]
+    fine = DatasetOptions(task="cbct-to-ct", site="brain", subjects=1, seed=0, cbct_oversample=2)  # type: ignore[arg-type]
+    # datasets written before the option have no key, and must still resume
+    assert "cbct_oversample" not in plain.describe()
+    assert fine.describe()["cbct_oversample"] == 2
+    with pytest.raises(OptionError, match=r"cbct_oversample must be 1\.\.4, got 5: pass 1"):
+        DatasetOptions(task="cbct-to-ct", site="brain", subjects=1, seed=0, cbct_oversample=5)  # type: ignore[arg-type]
+    with pytest.raises(OptionError, match="cbct_oversample applies to task cbct-to-ct only"):
+        _options(1, cbct_oversample=2)
+
+
+@pytest.mark.slow
+def test_cbct_oversample_sharpens_the_same_subject(tmp_path: Path) -> None:
+    """Same subject, CT and protocol draw: the finer CBCT is closer to the CT, and resume refuses the mix."""
+
+    def one(k: int) -> tuple[Path, dict[str, object]]:
+        options = DatasetOptions(
+            task="cbct-to-ct",  # type: ignore[arg-type]
+            site="brain",  # type: ignore[arg-type]
+            subjects=1,
+            seed=5,
+            downscale=2,
+            cbct_oversample=k,
+        )
+        (folder,) = write_dataset(tmp_path / f"k{k}", options)
+        return folder, json.loads((folder / "subject.json").read_text())
+
+    (f1, m1), (f2, m2) = one(1), one(2)
+    s1, s2 = load_subject(f1, "cbct-to-ct"), load_subject(f2, "cbct-to-ct")
+    assert np.array_equal(s1.images["ct"].array, s2.images["ct"].array)
+    p1, p2 = dict(m1["cbct_params"]), dict(m2["cbct_params"])  # type: ignore[call-overload]
+    assert p1.pop("det_spacing_mm") is None and p1.pop("recon_oversample") == 1
+    assert p2.pop("det_spacing_mm") == pytest.approx(s1.images["ct"].spacing_mm[0] / 2)
+    assert p2.pop("recon_oversample") == 2
+    assert p1 == p2  # the same protocol draw
+    ct, mask = s1.images["ct"].array, s1.mask
+    assert (
+        np.corrcoef(ct[mask], s2.images["cbct"].array[mask])[0, 1]
+        > np.corrcoef(ct[mask], s1.images["cbct"].array[mask])[0, 1]
+    )
+    with pytest.raises(OutputError, match="other settings"):
+        write_dataset(
+            tmp_path / "k1",
+            DatasetOptions(
+                task="cbct-to-ct",  # type: ignore[arg-type]
+                site="brain",  # type: ignore[arg-type]
+                subjects=1,
+                seed=5,
+                downscale=2,
+                cbct_oversample=2,
+            ),
+            resume=True,
+        )
