@@ -42,6 +42,7 @@ def _evaluate(card: dict[str, Any], n: int) -> Evaluation:
     options = DatasetOptions(
         task=test_set["task"], site=test_set["site"], subjects=n, seed=test_set["seed"],
         drfs=tuple(test_set["drfs"]) if test_set.get("drfs") else (4, 10, 20, 50, 100),
+        cbct_oversample=int(test_set.get("cbct_oversample", 1)),
     )  # fmt: skip
     subjects = []
     for i in range(n):
