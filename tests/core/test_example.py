@@ -17,7 +17,9 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "brain-sim-9001"
 
 
 @pytest.mark.slow
-def test_example_translates_writes_a_ct_series_and_reports_its_validation(tmp_path: Path, capsys) -> None:
+def test_example_translates_writes_a_ct_series_and_reports_its_validation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     if not default_repository_path().is_dir():
         pytest.fail("the shipped model repository is missing: the example cannot run")
     code = main(["example", "--out", str(tmp_path / "out"), "--no-dose"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,10 @@ def _oblique_direction() -> np.ndarray:
 
 
 def test_array_is_float32_readonly_and_axes_are_zyx() -> None:
-    vol = Volume(np.arange(24, dtype=np.int16).reshape(2, 3, 4), spacing_mm=(0.5, 0.7, 2.0))
+    vol = Volume(
+        np.arange(24, dtype=np.int16).reshape(2, 3, 4),  # type: ignore[arg-type]
+        spacing_mm=(0.5, 0.7, 2.0),
+    )
     assert vol.array.dtype == np.float32
     assert vol.shape == (2, 3, 4)
     assert vol.size_xyz == (4, 3, 2)
@@ -29,7 +34,10 @@ def test_array_is_float32_readonly_and_axes_are_zyx() -> None:
 def test_index_to_lps_follows_origin_direction_spacing() -> None:
     direction = _oblique_direction()
     vol = Volume(
-        np.zeros((3, 4, 5)), spacing_mm=(0.5, 0.8, 2.5), origin_mm=(10, -20, 30), direction=direction
+        np.zeros((3, 4, 5), dtype=np.float32),
+        spacing_mm=(0.5, 0.8, 2.5),
+        origin_mm=(10, -20, 30),
+        direction=direction,
     )
     lps = vol.index_to_lps([[1, 2, 3]])[0]
     expected = np.array([10, -20, 30]) + direction @ np.array([0.5 * 1, 0.8 * 2, 2.5 * 3])
@@ -55,12 +63,27 @@ def test_sitk_round_trip_keeps_geometry_and_values() -> None:
 
 
 def test_enums_accept_strings_and_refuse_mismatched_units() -> None:
-    vol = Volume(np.zeros((1, 2, 2)), spacing_mm=(1, 1, 1), modality="pet", unit="suvbw")
+    vol = Volume(
+        np.zeros((1, 2, 2), dtype=np.float32),
+        spacing_mm=(1, 1, 1),
+        modality="pet",  # type: ignore[arg-type]
+        unit="suvbw",  # type: ignore[arg-type]
+    )
     assert vol.modality is Modality.PT and vol.unit is Unit.SUVBW
     with pytest.raises(VolumeError, match=r"unit 'HU' does not suit modality PT: use one of"):
-        Volume(np.zeros((1, 2, 2)), spacing_mm=(1, 1, 1), modality="PT", unit="HU")
+        Volume(
+            np.zeros((1, 2, 2), dtype=np.float32),
+            spacing_mm=(1, 1, 1),
+            modality="PT",  # type: ignore[arg-type]
+            unit="HU",  # type: ignore[arg-type]
+        )
     with pytest.raises(VolumeError, match=r"modality must be one of .* got 'XR'"):
-        Volume(np.zeros((1, 2, 2)), spacing_mm=(1, 1, 1), modality="XR", unit="HU")
+        Volume(
+            np.zeros((1, 2, 2), dtype=np.float32),
+            spacing_mm=(1, 1, 1),
+            modality="XR",  # type: ignore[arg-type]
+            unit="HU",  # type: ignore[arg-type]
+        )
 
 
 @pytest.mark.parametrize(
@@ -73,14 +96,14 @@ def test_enums_accept_strings_and_refuse_mismatched_units() -> None:
         ({"origin_mm": (0.0, float("nan"), 0.0)}, r"origin_mm must be three finite numbers"),
     ],
 )
-def test_invalid_geometry_is_refused_with_the_fix(kwargs: dict, message: str) -> None:
-    args = {"array": np.zeros((2, 2, 2)), "spacing_mm": (1.0, 1.0, 1.0)} | kwargs
+def test_invalid_geometry_is_refused_with_the_fix(kwargs: dict[str, Any], message: str) -> None:
+    args: dict[str, Any] = {"array": np.zeros((2, 2, 2)), "spacing_mm": (1.0, 1.0, 1.0)} | kwargs
     with pytest.raises(VolumeError, match=message):
         Volume(**args)
 
 
 def test_non_finite_values_raise_numeric_error() -> None:
-    arr = np.zeros((2, 2, 2))
+    arr = np.zeros((2, 2, 2), dtype=np.float32)
     arr[1, 1, 1] = np.nan
     with pytest.raises(NumericError, match="1 NaN or infinite"):
         Volume(arr, spacing_mm=(1, 1, 1))
@@ -89,7 +112,9 @@ def test_non_finite_values_raise_numeric_error() -> None:
 
 
 def test_with_array_keeps_grid_and_refuses_other_shapes() -> None:
-    vol = Volume(np.zeros((2, 3, 4)), spacing_mm=(1, 2, 3), modality="MR", unit="MR_AU")
+    vol = Volume(
+        np.zeros((2, 3, 4), dtype=np.float32), spacing_mm=(1, 2, 3), modality=Modality.MR, unit=Unit.MR_AU
+    )
     ct = vol.with_array(np.ones((2, 3, 4)), modality="CT", unit="HU")
     assert ct.same_grid(vol) and ct.modality is Modality.CT and float(ct.array.sum()) == 24.0
     with pytest.raises(VolumeError, match="resample onto the grid first"):
@@ -97,8 +122,8 @@ def test_with_array_keeps_grid_and_refuses_other_shapes() -> None:
 
 
 def test_same_grid_detects_a_shift() -> None:
-    a = Volume(np.zeros((2, 3, 4)), spacing_mm=(1, 1, 1))
-    b = Volume(np.zeros((2, 3, 4)), spacing_mm=(1, 1, 1), origin_mm=(0, 0, 0.01))
+    a = Volume(np.zeros((2, 3, 4), dtype=np.float32), spacing_mm=(1, 1, 1))
+    b = Volume(np.zeros((2, 3, 4), dtype=np.float32), spacing_mm=(1, 1, 1), origin_mm=(0, 0, 0.01))
     assert not a.same_grid(b)
     assert a.same_grid(b, atol_mm=0.02)
 

@@ -8,19 +8,20 @@ import numpy as np
 import pytest
 
 from export.floor import anatomy_oracle, noise_free_oracle
-from models.simulation.dataset import DatasetOptions, simulate_subject, subject_ct, subject_pet
+from models.simulation.anatomy import Site
+from models.simulation.dataset import DatasetOptions, Task, simulate_subject, subject_ct, subject_pet
 from models.simulation.pet import PETParams, simulate_pet
 from service.errors import OptionError
 from service.validation.metrics import image_metrics
 
 
 def test_subject_ct_is_the_ct_that_simulate_writes() -> None:
-    options = DatasetOptions(task="mr-to-ct", site="brain", subjects=2, seed=5, downscale=4)
+    options = DatasetOptions(task=Task.MR_TO_CT, site=Site.BRAIN, subjects=2, seed=5, downscale=4)
     _, ct, params, _ = subject_ct(options, 1)
     written = simulate_subject(options, 1)
     np.testing.assert_array_equal(ct, written.images["ct"].array)
     assert written.meta["ct_params"]["noise_sd_hu"] == pytest.approx(params.noise_sd_hu)
-    pet_options = DatasetOptions(task="pet", site="brain", subjects=1, seed=5, downscale=4)
+    pet_options = DatasetOptions(task=Task.PET, site=Site.BRAIN, subjects=1, seed=5, downscale=4)
     with pytest.raises(OptionError, match="task must be mr-to-ct or cbct-to-ct"):
         subject_ct(pet_options, 0)
     with pytest.raises(OptionError, match="task must be pet"):
@@ -30,7 +31,7 @@ def test_subject_ct_is_the_ct_that_simulate_writes() -> None:
 def test_anatomy_oracle_is_far_better_than_a_flat_guess_but_not_perfect() -> None:
     oracle = anatomy_oracle("brain", 5, 0, downscale=2)
     subject = simulate_subject(
-        DatasetOptions(task="mr-to-ct", site="brain", subjects=1, seed=5, downscale=2), 0
+        DatasetOptions(task=Task.MR_TO_CT, site=Site.BRAIN, subjects=1, seed=5, downscale=2), 0
     )
     ct = subject.images["ct"]
     water = image_metrics(ct, ct.with_array(np.zeros_like(ct.array)), subject.mask)
@@ -64,7 +65,7 @@ def test_noise_free_reconstruction_leaves_the_noisy_images_unchanged() -> None:
 def test_noise_free_oracle_gains_over_the_low_dose_input() -> None:
     row = noise_free_oracle("brain", 5, 0, drf=10, downscale=2)
     subject = simulate_subject(
-        DatasetOptions(task="pet", site="brain", subjects=1, seed=5, drfs=(10,), downscale=2), 0
+        DatasetOptions(task=Task.PET, site=Site.BRAIN, subjects=1, seed=5, drfs=(10,), downscale=2), 0
     )
     assert row["input_psnr_db"] < row["psnr_db"]
     assert row["psnr_gain_db"] == pytest.approx(row["psnr_db"] - row["input_psnr_db"])

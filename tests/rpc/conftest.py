@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pytest
@@ -109,6 +109,10 @@ class Running:
 
     def client(self, **kwargs: Any) -> TranslationClient:
         return TranslationClient(self.target, **kwargs)
+
+
+#: The type of the ``start_server`` fixture: ``start_server(load=..., tokens=..., **ServerConfig options)``.
+StartServer: TypeAlias = Callable[..., Running]
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ import pytest
 
 from service.rpc.client import TranslationClient
 
+from .conftest import StartServer
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -81,7 +83,7 @@ def test_cmd_serves_healthcheck_probes_and_sigterm_drains(repository: Path, tmp_
     log = (tmp_path / "server.log").open("w+")
     server = subprocess.Popen(
         resolve(spec["cmd"]), env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
-    )  # type: ignore[arg-type]
+    )
     try:
         probe = resolve(spec["health"])  # type: ignore[arg-type]
         healthy = False
@@ -112,7 +114,7 @@ def test_cmd_serves_healthcheck_probes_and_sigterm_drains(repository: Path, tmp_
     assert down.returncode == 1 and "unhealthy" in down.stderr
 
 
-def test_healthcheck_reports_not_serving_as_failure(start_server) -> None:
+def test_healthcheck_reports_not_serving_as_failure(start_server: StartServer) -> None:
     from service.rpc.healthcheck import main
 
     running = start_server(load=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from .conftest import volume_ct
+from .conftest import StartServer, volume_ct
 
 ROOT = Path(__file__).resolve().parents[2]
 STUBS = ("translation_pb2.py", "translation_pb2.pyi", "translation_pb2_grpc.py")
@@ -28,7 +28,7 @@ def test_committed_stubs_are_not_stale(tmp_path: Path) -> None:
         assert fresh == committed, f"{name} is stale: run tools/gen_protos.sh and commit the stubs"
 
 
-def test_reflection_lists_the_service(start_server) -> None:
+def test_reflection_lists_the_service(start_server: StartServer) -> None:
     running = start_server()
     with grpc.insecure_channel(running.target) as channel:
         services = ProtoReflectionDescriptorDatabase(channel).get_services()
@@ -36,7 +36,7 @@ def test_reflection_lists_the_service(start_server) -> None:
     assert "grpc.health.v1.Health" in services
 
 
-def test_health_not_serving_before_load_then_serving(start_server) -> None:
+def test_health_not_serving_before_load_then_serving(start_server: StartServer) -> None:
     running = start_server(load=False)
     with running.client() as client:
         assert client.health() == "NOT_SERVING"
@@ -46,7 +46,7 @@ def test_health_not_serving_before_load_then_serving(start_server) -> None:
         assert client.health("") == "SERVING"
 
 
-def test_metrics_endpoint_counts_requests_failures_and_stages(start_server) -> None:
+def test_metrics_endpoint_counts_requests_failures_and_stages(start_server: StartServer) -> None:
     import socket
 
     with socket.socket() as s:

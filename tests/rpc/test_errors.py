@@ -11,14 +11,14 @@ import pytest
 
 from protos.radtranslate.v1 import translation_pb2 as pb
 
-from .conftest import ct_series, volume_ct
+from .conftest import StartServer, ct_series, volume_ct
 
 
 def _code(excinfo: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:
-    return excinfo.value.code()  # type: ignore[no-any-return]
+    return excinfo.value.code()
 
 
-def test_non_dicom_bytes(start_server) -> None:
+def test_non_dicom_bytes(start_server: StartServer) -> None:
     running = start_server()
     with running.client() as client, pytest.raises(grpc.RpcError) as error:
         client.translate_dicom([b"this is not DICOM" * 20], model="ct-identity")
@@ -26,7 +26,7 @@ def test_non_dicom_bytes(start_server) -> None:
     assert "instance 0" in error.value.details() and "not a readable DICOM" in error.value.details()
 
 
-def test_mixed_series_without_selection(start_server, tmp_path: Path) -> None:
+def test_mixed_series_without_selection(start_server: StartServer, tmp_path: Path) -> None:
     paths = ct_series(tmp_path / "a", 2) + ct_series(tmp_path / "b", 2)
     running = start_server()
     with running.client() as client, pytest.raises(grpc.RpcError) as error:
@@ -35,7 +35,7 @@ def test_mixed_series_without_selection(start_server, tmp_path: Path) -> None:
     assert "series" in error.value.details().lower()
 
 
-def test_missing_header(start_server) -> None:
+def test_missing_header(start_server: StartServer) -> None:
     running = start_server()
     with running.client() as client:
         requests = iter([pb.TranslateRequest(volume=pb.VolumeChunk(offset=0, data=b"\0" * 4, last=True))])
@@ -45,7 +45,7 @@ def test_missing_header(start_server) -> None:
     assert "first message of Translate must be a header" in error.value.details()
 
 
-def test_header_without_model_or_task(start_server) -> None:
+def test_header_without_model_or_task(start_server: StartServer) -> None:
     running = start_server()
     with running.client() as client, pytest.raises(grpc.RpcError) as error:
         client.translate_volume(volume_ct())
@@ -53,7 +53,7 @@ def test_header_without_model_or_task(start_server) -> None:
     assert "neither task nor model" in error.value.details()
 
 
-def test_unknown_model(start_server) -> None:
+def test_unknown_model(start_server: StartServer) -> None:
     running = start_server()
     with running.client() as client:
         with pytest.raises(grpc.RpcError) as error:
@@ -65,7 +65,7 @@ def test_unknown_model(start_server) -> None:
     assert running.engine.batches == []  # refused before any work
 
 
-def test_wrong_modality(start_server, ct_paths: list[Path]) -> None:
+def test_wrong_modality(start_server: StartServer, ct_paths: list[Path]) -> None:
     running = start_server()
     with running.client() as client, pytest.raises(grpc.RpcError) as error:
         client.translate_dicom(ct_paths, model="mr-sct")
@@ -73,7 +73,7 @@ def test_wrong_modality(start_server, ct_paths: list[Path]) -> None:
     assert "MR" in error.value.details()
 
 
-def test_too_many_instances_and_bytes(start_server, tmp_path: Path) -> None:
+def test_too_many_instances_and_bytes(start_server: StartServer, tmp_path: Path) -> None:
     paths = ct_series(tmp_path / "ct", 3)
     running = start_server(max_instances=2)
     with running.client() as client, pytest.raises(grpc.RpcError) as error:
@@ -87,7 +87,7 @@ def test_too_many_instances_and_bytes(start_server, tmp_path: Path) -> None:
     assert "max_request_bytes" in error.value.details()
 
 
-def test_truncated_volume(start_server) -> None:
+def test_truncated_volume(start_server: StartServer) -> None:
     running = start_server()
     volume = volume_ct()
     with running.client() as client:
@@ -100,7 +100,9 @@ def test_truncated_volume(start_server) -> None:
     assert "last=true" in error.value.details()
 
 
-def test_internal_error_hides_the_trace_and_logs_a_reference(start_server, caplog) -> None:
+def test_internal_error_hides_the_trace_and_logs_a_reference(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
     running = start_server()
     with (
         caplog.at_level(logging.ERROR, logger="radtranslate.rpc"),
@@ -117,14 +119,14 @@ def test_internal_error_hides_the_trace_and_logs_a_reference(start_server, caplo
     assert logged and logged[0].exc_info is not None
 
 
-def test_before_models_load_translate_is_unavailable(start_server) -> None:
+def test_before_models_load_translate_is_unavailable(start_server: StartServer) -> None:
     running = start_server(load=False)
     with running.client() as client, pytest.raises(grpc.RpcError) as error:
         client.translate_volume(volume_ct(), model="ct-identity")
     assert _code(error) is grpc.StatusCode.UNAVAILABLE
 
 
-def test_unit_must_suit_modality(start_server) -> None:
+def test_unit_must_suit_modality(start_server: StartServer) -> None:
     running = start_server()
     volume = volume_ct()
     with running.client() as client:
@@ -139,7 +141,7 @@ def test_unit_must_suit_modality(start_server) -> None:
     assert np.isfinite(volume.array).all()
 
 
-def test_volume_in_dicom_out_is_refused_without_a_source_series(start_server) -> None:
+def test_volume_in_dicom_out_is_refused_without_a_source_series(start_server: StartServer) -> None:
     running = start_server()
     with running.client() as client, pytest.raises(grpc.RpcError) as error:
         client.translate_volume(volume_ct(), model="ct-identity", output_format="dicom")
@@ -147,7 +149,7 @@ def test_volume_in_dicom_out_is_refused_without_a_source_series(start_server) ->
     assert "no source DICOM series" in error.value.details()
 
 
-def test_client_raises_typed_errors_that_are_also_rpc_errors(start_server) -> None:
+def test_client_raises_typed_errors_that_are_also_rpc_errors(start_server: StartServer) -> None:
     from service.errors import InputError, NotFoundError
     from service.rpc.remote import RemoteError
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -12,10 +15,10 @@ import pytest
 
 from service.errors import CancelledError
 
-from .conftest import ct_series, volume_ct
+from .conftest import Running, StartServer, ct_series, volume_ct
 
 
-def wait_until(predicate, timeout_s: float = 10.0) -> None:
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
@@ -23,7 +26,7 @@ def wait_until(predicate, timeout_s: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def test_ten_concurrent_calls_each_get_their_own_result(start_server, tmp_path) -> None:
+def test_ten_concurrent_calls_each_get_their_own_result(start_server: StartServer, tmp_path: Path) -> None:
     running = start_server(workers=2, queue=8)
     volumes = [volume_ct((3, 16, 16)).with_array(np.full((3, 16, 16), 100.0 * i - 500)) for i in range(6)]
     series = [ct_series(tmp_path / f"s{i}", 2 + i) for i in range(4)]
@@ -49,7 +52,7 @@ def test_ten_concurrent_calls_each_get_their_own_result(start_server, tmp_path) 
     assert len(running.engine.batches) == 10
 
 
-def test_full_queue_answers_resource_exhausted_at_once(start_server) -> None:
+def test_full_queue_answers_resource_exhausted_at_once(start_server: StartServer) -> None:
     running = start_server(workers=1, queue=1)
     engine = running.engine
     engine.gate.clear()  # every translation waits at the gate: deterministic "slow model"
@@ -74,12 +77,12 @@ def test_full_queue_answers_resource_exhausted_at_once(start_server) -> None:
     assert running.server.admission.admitted == 0
 
 
-def _hold(running, slices: int = 12):
+def _hold(running: Running, slices: int = 12) -> Any:
     running.engine.hold_after_first_batch = True  # batch_size 4: 3 batches for 12 slices
     return volume_ct((slices, 16, 16))
 
 
-def test_deadline_stops_the_engine(start_server) -> None:
+def test_deadline_stops_the_engine(start_server: StartServer) -> None:
     running = start_server()
     volume = _hold(running)
     with running.client() as client, pytest.raises(grpc.RpcError) as error:
@@ -92,7 +95,7 @@ def test_deadline_stops_the_engine(start_server) -> None:
     assert engine.batches == [1]  # 1 of 3 inference batches ran
 
 
-def test_client_cancel_stops_the_engine(start_server) -> None:
+def test_client_cancel_stops_the_engine(start_server: StartServer) -> None:
     running = start_server()
     volume = _hold(running)
     with running.client() as client:
@@ -111,7 +114,7 @@ def test_client_cancel_stops_the_engine(start_server) -> None:
     wait_until(lambda: running.server.admission.admitted == 0)
 
 
-def test_graceful_shutdown_drains_in_flight_calls(start_server) -> None:
+def test_graceful_shutdown_drains_in_flight_calls(start_server: StartServer) -> None:
     running = start_server(grace_s=20.0)
     engine = running.engine
     engine.gate.clear()
@@ -128,7 +131,9 @@ def test_graceful_shutdown_drains_in_flight_calls(start_server) -> None:
         stopping.result(timeout=30)
 
 
-def test_deadline_while_receiving_frees_the_place(start_server, caplog) -> None:
+def test_deadline_while_receiving_frees_the_place(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
     running = start_server(workers=1, queue=0)
     release = threading.Event()
 

@@ -12,10 +12,12 @@ from service.errors import OptionError
 from service.rpc.config import ServerConfig, load_tokens
 from service.rpc.security import TokenAuthInterceptor
 
+from .conftest import Pki, StartServer
+
 TOKEN = "t0ken-" + "a" * 32
 
 
-def test_tokens_required_except_for_health(start_server) -> None:
+def test_tokens_required_except_for_health(start_server: StartServer) -> None:
     running = start_server(tokens=(TOKEN.encode(),))
     with running.client() as anonymous, pytest.raises(grpc.RpcError) as error:
         anonymous.list_models()
@@ -56,7 +58,9 @@ def test_tokens_from_file_and_environment(tmp_path: Path) -> None:
         load_tokens(ServerConfig(), environ={"RADTRANSLATE_TOKENS": "short"})
 
 
-def test_tls_server_refuses_plaintext_and_accepts_trusting_clients(start_server, pki) -> None:
+def test_tls_server_refuses_plaintext_and_accepts_trusting_clients(
+    start_server: StartServer, pki: Pki
+) -> None:
     running = start_server(tls_cert=str(pki.server_cert), tls_key=str(pki.server_key))
     target = f"localhost:{running.server.port}"
     running.target = target
@@ -67,7 +71,9 @@ def test_tls_server_refuses_plaintext_and_accepts_trusting_clients(start_server,
     assert error.value.code() is grpc.StatusCode.UNAVAILABLE
 
 
-def test_mutual_tls_refuses_missing_and_foreign_client_certificates(start_server, pki) -> None:
+def test_mutual_tls_refuses_missing_and_foreign_client_certificates(
+    start_server: StartServer, pki: Pki
+) -> None:
     running = start_server(tls_cert=str(pki.server_cert), tls_key=str(pki.server_key), tls_ca=str(pki.ca))
     running.target = f"localhost:{running.server.port}"
     with running.client(
@@ -87,7 +93,9 @@ def test_mutual_tls_refuses_missing_and_foreign_client_certificates(start_server
     assert error.value.code() is grpc.StatusCode.UNAVAILABLE
 
 
-def test_without_tls_or_tokens_the_server_binds_localhost_only(start_server, caplog) -> None:
+def test_without_tls_or_tokens_the_server_binds_localhost_only(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, logger="radtranslate.rpc.security"):
         running = start_server(host="0.0.0.0")
     assert running.server.host == "127.0.0.1"
@@ -96,7 +104,7 @@ def test_without_tls_or_tokens_the_server_binds_localhost_only(start_server, cap
         assert client.health() == "SERVING"
 
 
-def test_tls_options_are_validated(pki) -> None:
+def test_tls_options_are_validated(pki: Pki) -> None:
     with pytest.raises(OptionError, match="given together"):
         ServerConfig(tls_cert=str(pki.server_cert))
     with pytest.raises(OptionError, match="requires server TLS"):
@@ -105,7 +113,7 @@ def test_tls_options_are_validated(pki) -> None:
         ServerConfig(tls_cert="/nonexistent.pem", tls_key=str(pki.server_key))
 
 
-def test_tls_with_token_sends_the_token_as_call_credentials(start_server, pki) -> None:
+def test_tls_with_token_sends_the_token_as_call_credentials(start_server: StartServer, pki: Pki) -> None:
     running = start_server(
         tls_cert=str(pki.server_cert), tls_key=str(pki.server_key), tokens=(TOKEN.encode(),)
     )

@@ -12,12 +12,12 @@ import pytest
 
 from service.rpc.client import write_result
 
-from .conftest import ct_series, real_ct_paths
+from .conftest import StartServer, ct_series, real_ct_paths
 
 
 def _check_derived(inputs: list[Path], outputs: list[bytes], series_uid: str) -> list[pydicom.Dataset]:
     sources = [pydicom.dcmread(p) for p in inputs]
-    derived = [pydicom.dcmread(io.BytesIO(b)) for b in outputs]
+    derived: list[pydicom.Dataset] = [pydicom.dcmread(io.BytesIO(b)) for b in outputs]
     assert len(derived) == len(sources)
     src_series = {str(ds.SeriesInstanceUID) for ds in sources}
     assert {str(ds.SeriesInstanceUID) for ds in derived} == {series_uid}
@@ -36,7 +36,9 @@ def _check_derived(inputs: list[Path], outputs: list[bytes], series_uid: str) ->
     return derived
 
 
-def test_ct_series_in_valid_ct_series_out(start_server, ct_paths: list[Path], tmp_path: Path) -> None:
+def test_ct_series_in_valid_ct_series_out(
+    start_server: StartServer, ct_paths: list[Path], tmp_path: Path
+) -> None:
     running = start_server()
     with running.client() as client:
         result = client.translate_dicom(ct_paths, model="ct-identity", request_id="dicom-1")
@@ -54,7 +56,7 @@ def test_ct_series_in_valid_ct_series_out(start_server, ct_paths: list[Path], tm
     assert len(list(folder.iterdir())) == len(ct_paths)
 
 
-def test_real_ct_series(start_server) -> None:
+def test_real_ct_series(start_server: StartServer) -> None:
     paths = real_ct_paths(24)  # 24 of the 168 slices keep the test within the time budget
     running = start_server()
     with running.client() as client:
@@ -63,7 +65,7 @@ def test_real_ct_series(start_server) -> None:
     _check_derived(paths, result.instances, result.output_series_uid)
 
 
-def test_dicom_in_volume_out(start_server, ct_paths: list[Path]) -> None:
+def test_dicom_in_volume_out(start_server: StartServer, ct_paths: list[Path]) -> None:
     running = start_server()
     with running.client() as client:
         result = client.translate_dicom(ct_paths, model="ct-identity", output_format="volume")
@@ -75,7 +77,7 @@ def test_dicom_in_volume_out(start_server, ct_paths: list[Path]) -> None:
     )
 
 
-def test_series_selection_among_mixed_series(start_server, tmp_path: Path) -> None:
+def test_series_selection_among_mixed_series(start_server: StartServer, tmp_path: Path) -> None:
     a = ct_series(tmp_path / "a", 3)
     b = ct_series(tmp_path / "b", 4)
     wanted = str(pydicom.dcmread(b[0]).SeriesInstanceUID)
@@ -85,7 +87,9 @@ def test_series_selection_among_mixed_series(start_server, tmp_path: Path) -> No
     assert result.volume is not None and result.volume.shape[0] == 4
 
 
-def test_logs_hold_no_patient_data(start_server, ct_paths: list[Path], caplog) -> None:
+def test_logs_hold_no_patient_data(
+    start_server: StartServer, ct_paths: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
     import json
     import logging
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from service.errors import OutputError
 from service.rpc.chunks import iter_chunks
 
-from .conftest import volume_ct
+from .conftest import StartServer, volume_ct
 
 
-def test_volume_round_trip_keeps_geometry_and_values(start_server) -> None:
+def test_volume_round_trip_keeps_geometry_and_values(start_server: StartServer) -> None:
     running = start_server()
     volume = volume_ct((5, 24, 20))
     seen: list[tuple[str, float]] = []
@@ -29,7 +31,7 @@ def test_volume_round_trip_keeps_geometry_and_values(start_server) -> None:
     assert ("inference", 1.0) in seen
 
 
-def test_task_selects_the_model(start_server) -> None:
+def test_task_selects_the_model(start_server: StartServer) -> None:
     running = start_server()
     with running.client() as client:
         mr = volume_ct().with_array(np.abs(volume_ct().array), modality="MR", unit="MR_AU")
@@ -37,7 +39,7 @@ def test_task_selects_the_model(start_server) -> None:
     assert result.model == "mr-sct"
 
 
-def test_volume_larger_than_a_message_travels_in_chunks(start_server) -> None:
+def test_volume_larger_than_a_message_travels_in_chunks(start_server: StartServer) -> None:
     # 40 x 128 x 128 float32 = 2.6 MB with 256 KiB chunks: > 10 messages each way, 1 MiB message limit.
     running = start_server(max_message_bytes=1024 * 1024, chunk_bytes=256 * 1024)
     volume = volume_ct((40, 128, 128))
@@ -47,7 +49,7 @@ def test_volume_larger_than_a_message_travels_in_chunks(start_server) -> None:
     np.testing.assert_allclose(result.volume.array, volume.array, atol=0.5)
 
 
-def test_list_and_get_models(start_server) -> None:
+def test_list_and_get_models(start_server: StartServer) -> None:
     running = start_server()
     with running.client() as client:
         cards = client.list_models()
@@ -72,7 +74,7 @@ def test_iter_chunks_covers_payload(size: int) -> None:
     assert all(len(c.data) <= 4 for c in chunks)
 
 
-def test_volume_result_written_atomically_as_nifti(start_server, tmp_path) -> None:
+def test_volume_result_written_atomically_as_nifti(start_server: StartServer, tmp_path: Path) -> None:
     from service.imageio import read_image
     from service.rpc.client import write_result
 
@@ -83,6 +85,6 @@ def test_volume_result_written_atomically_as_nifti(start_server, tmp_path) -> No
     path = write_result(result, tmp_path / "sct.nii.gz")
     back = read_image(path, modality="CT", unit="HU")
     assert back.same_grid(volume)
-    np.testing.assert_allclose(back.array, result.volume.array, atol=1e-3)
+    np.testing.assert_allclose(back.array, result.volume.array, atol=1e-3)  # type: ignore[union-attr]
     with pytest.raises(OutputError, match="already exists"):
         write_result(result, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from models.simulation.dicom_export import SimulatedStudy, write_series
 from service.dicom.reader import read_series
 from service.errors import VolumeError
-from service.volume import Modality, Volume
+from service.volume import Modality, Unit, Volume
 
 
 def _direction() -> np.ndarray:
@@ -22,12 +23,22 @@ def _direction() -> np.ndarray:
 
 def _volumes() -> tuple[Volume, Volume]:
     rng = np.random.default_rng(4)
-    geometry = {"spacing_mm": (1.5, 1.25, 2.5), "origin_mm": (-60.0, -80.0, 12.5), "direction": _direction()}
+    geometry: dict[str, Any] = {
+        "spacing_mm": (1.5, 1.25, 2.5),
+        "origin_mm": (-60.0, -80.0, 12.5),
+        "direction": _direction(),
+    }
     mr = Volume(
-        rng.integers(0, 4000, size=(5, 12, 10)).astype(np.float32), modality="MR", unit="MR_AU", **geometry
+        rng.integers(0, 4000, size=(5, 12, 10)).astype(np.float32),
+        modality=Modality.MR,
+        unit=Unit.MR_AU,
+        **geometry,
     )
     ct = Volume(
-        rng.integers(-1024, 2000, size=(5, 12, 10)).astype(np.float32), modality="CT", unit="HU", **geometry
+        rng.integers(-1024, 2000, size=(5, 12, 10)).astype(np.float32),
+        modality=Modality.CT,
+        unit=Unit.HU,
+        **geometry,
     )
     return mr, ct
 

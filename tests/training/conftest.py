@@ -11,7 +11,7 @@ from models.training.data import PreparedSubject, prepare_subject
 from service.inference.card import Task
 from service.inference.masking import parse_mask_spec
 from service.inference.normalisation import parse_normalisation
-from service.volume import Volume
+from service.volume import Modality, Unit, Volume
 
 SPACING = (2.0, 2.0, 3.0)
 TINY = {
@@ -37,16 +37,25 @@ def phantom_pair(task: Task, seed: int) -> tuple[Volume, Volume]:
     if task is Task.MR_TO_CT:
         mr = np.where(body, 600.0, 4.0)
         mr[core] = 40.0
-        src = Volume(mr + rng.normal(0, 5, mr.shape), SPACING, modality="MR", unit="MR_AU")
-        return src, Volume(ct, SPACING, modality="CT", unit="HU")
+        src = Volume(
+            (mr + rng.normal(0, 5, mr.shape)).astype(np.float32),
+            SPACING,
+            modality=Modality.MR,
+            unit=Unit.MR_AU,
+        )
+        return src, Volume(ct, SPACING, modality=Modality.CT, unit=Unit.HU)
     if task is Task.CBCT_TO_CT:
         cbct = ct + 60.0 * body + rng.normal(0, 20, ct.shape)
-        return Volume(cbct, SPACING, modality="CT", unit="HU"), Volume(ct, SPACING, modality="CT", unit="HU")
+        return (
+            Volume(cbct, SPACING, modality=Modality.CT, unit=Unit.HU),
+            Volume(ct, SPACING, modality=Modality.CT, unit=Unit.HU),
+        )
     suv = np.where(body, 1.0, 0.0)
     suv[core] = 6.0
     low = np.clip(suv + rng.normal(0, 0.3, suv.shape) * body, 0, None)
-    return Volume(low, SPACING, modality="PT", unit="SUVbw"), Volume(
-        suv, SPACING, modality="PT", unit="SUVbw"
+    return (
+        Volume(low, SPACING, modality=Modality.PT, unit=Unit.SUVBW),
+        Volume(suv, SPACING, modality=Modality.PT, unit=Unit.SUVBW),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -43,7 +44,7 @@ def test_average_refuses_bad_decay_and_other_structures() -> None:
     with pytest.raises(ValueError, match="structure differs"):
         WeightAverage(nn.Linear(2, 2), 0.5).update(nn.Linear(2, 3, bias=False))
     with pytest.raises(OptionError, match=r"ema_decay must be in \[0, 1\), got -0.1"):
-        TrainConfig(task="mr-to-ct", data=Path("."), out=Path("."), ema_decay=-0.1)
+        TrainConfig(task=Task.MR_TO_CT, data=Path("."), out=Path("."), ema_decay=-0.1)
 
 
 def _config(out: Path, epochs: int, ema: float) -> TrainConfig:
@@ -53,8 +54,9 @@ def _config(out: Path, epochs: int, ema: float) -> TrainConfig:
     )  # fmt: skip
 
 
-def _state(run: Path) -> dict:
-    return torch.load(run / "checkpoint.pt", weights_only=False)
+def _state(run: Path) -> dict[str, Any]:
+    state: dict[str, Any] = torch.load(run / "checkpoint.pt", weights_only=False)
+    return state
 
 
 def test_average_changes_what_is_validated_not_what_is_trained(tmp_path: Path) -> None:

@@ -11,10 +11,11 @@ import torch
 from models.training.config import TrainConfig
 from models.training.loop import train
 from service.errors import OptionError
+from service.inference.card import Task
 from tests.training.conftest import TINY, prepared
 
 
-def _config(task, out: Path, epochs: int, decay_epochs: int = 0) -> TrainConfig:
+def _config(task: Task, out: Path, epochs: int, decay_epochs: int = 0) -> TrainConfig:
     return TrainConfig(
         task=task, data=out, out=out, epochs=epochs, steps_per_epoch=2, batch_size=2, crop_px=32,
         generator=TINY[task], threads=1, seed=3, decay_epochs=decay_epochs,
@@ -27,7 +28,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return {f"{net}.{k}": v for net, state in modules.items() for k, v in state.items()}
 
 
-def test_each_family_trains_checkpoints_and_logs(task, tmp_path: Path) -> None:
+def test_each_family_trains_checkpoints_and_logs(task: Task, tmp_path: Path) -> None:
     subjects = prepared(task, range(3))
     result = train(_config(task, tmp_path / "run", 2), subjects[:2], subjects[2:], progress=False)
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -64,7 +65,7 @@ def test_existing_run_is_not_overwritten_and_resume_checks_options(tmp_path: Pat
     with pytest.raises(OptionError, match="pass --resume to continue that run"):
         train(_config(Task.MR_TO_CT, tmp_path / "a", 2), subjects[:1], subjects[1:], progress=False)
     other = TrainConfig(
-        task="mr-to-ct", data=tmp_path, out=tmp_path / "a", epochs=2, steps_per_epoch=2, batch_size=4,
+        task=Task.MR_TO_CT, data=tmp_path, out=tmp_path / "a", epochs=2, steps_per_epoch=2, batch_size=4,
         crop_px=32, generator=TINY[Task.MR_TO_CT], threads=1, seed=3,
     )  # fmt: skip
     with pytest.raises(OptionError, match=r"there is no .* to continue: check --out, or drop --resume"):
@@ -78,7 +79,7 @@ def test_existing_run_is_not_overwritten_and_resume_checks_options(tmp_path: Pat
 def test_crop_must_fit_the_network(tmp_path: Path) -> None:
     with pytest.raises(OptionError, match=r"crop_px must be a multiple of 4 .* use 36"):
         TrainConfig(
-            task="mr-to-ct", data=tmp_path, out=tmp_path, crop_px=33, generator=TINY[next(iter(TINY))]
+            task=Task.MR_TO_CT, data=tmp_path, out=tmp_path, crop_px=33, generator=TINY[next(iter(TINY))]
         )
 
 
@@ -91,16 +92,16 @@ def test_device_choice_is_checked_and_auto_falls_back_to_cpu(tmp_path: Path) -> 
         with pytest.raises(OptionError, match="no CUDA device: pass --device cpu or auto"):
             resolve_device("cuda")
     with pytest.raises(OptionError, match="device must be 'cpu', 'cuda' or 'auto'"):
-        TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, device="tpu")
+        TrainConfig(task=Task.MR_TO_CT, data=tmp_path, out=tmp_path, device="tpu")
 
 
 def test_learning_rate_is_constant_then_falls_linearly(tmp_path: Path) -> None:
-    config = TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, epochs=5, decay_epochs=2, lr=1e-3)
+    config = TrainConfig(task=Task.MR_TO_CT, data=tmp_path, out=tmp_path, epochs=5, decay_epochs=2, lr=1e-3)
     assert [config.lr_at(e) for e in range(5)] == pytest.approx([1e-3, 1e-3, 1e-3, 2e-3 / 3, 1e-3 / 3])
-    constant = TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, epochs=5, lr=1e-3)
+    constant = TrainConfig(task=Task.MR_TO_CT, data=tmp_path, out=tmp_path, epochs=5, lr=1e-3)
     assert {constant.lr_at(e) for e in range(5)} == {1e-3}
     with pytest.raises(OptionError, match=r"decay_epochs must be in \[0, epochs = 5\], got 6"):
-        TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, epochs=5, decay_epochs=6)
+        TrainConfig(task=Task.MR_TO_CT, data=tmp_path, out=tmp_path, epochs=5, decay_epochs=6)
 
 
 def test_a_constant_rate_run_continues_into_decay_as_if_launched_with_it(tmp_path: Path) -> None:
@@ -132,13 +133,13 @@ def test_resuming_with_another_rate_is_allowed_but_said(
 
     from service.inference.card import Task
 
-    stopped = TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, epochs=60, lr=2e-4).to_dict()
+    stopped = TrainConfig(task=Task.MR_TO_CT, data=tmp_path, out=tmp_path, epochs=60, lr=2e-4).to_dict()
     # A constant-rate run stopped after epoch 22 continues into a decay exactly ...
-    decay = TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, epochs=30, decay_epochs=8, lr=2e-4)
+    decay = TrainConfig(task=Task.MR_TO_CT, data=tmp_path, out=tmp_path, epochs=30, decay_epochs=8, lr=2e-4)
     assert decay.schedule_agrees(stopped, 22)
     # ... but not at another rate, nor once its own decay had begun.
     assert not replace(decay, lr=5e-4).schedule_agrees(stopped, 22)
-    decayed = TrainConfig(task="mr-to-ct", data=tmp_path, out=tmp_path, epochs=5, decay_epochs=2).to_dict()
+    decayed = TrainConfig(task=Task.MR_TO_CT, data=tmp_path, out=tmp_path, epochs=5, decay_epochs=2).to_dict()
     assert decayed["decay_epochs"] == 2 and not decay.schedule_agrees(decayed, 4)
     # The loop says so when it happens, and trains on.
     subjects = prepared(Task.MR_TO_CT, range(2))

@@ -18,16 +18,16 @@ from tests.training.conftest import TINY, prepared
 
 def test_overrides_replace_only_the_named_weights(tmp_path: Path) -> None:
     config = TrainConfig(
-        task="cbct-to-ct",
+        task=Task.CBCT_TO_CT,
         data=tmp_path,
         out=tmp_path,
         paired_l1=100.0,
-        loss_weights={"cycle": "1", "identity": 0},
+        loss_weights={"cycle": "1", "identity": 0},  # type: ignore[dict-item]
     )
     preset = PRESETS[Task.CBCT_TO_CT].weights
     assert config.preset.weights == replace(preset, cycle=1.0, identity=0.0, paired_l1=100.0)
     assert config.fingerprint()["loss_weights"] == {"cycle": 1.0, "identity": 0.0}
-    assert "loss_weights" not in TrainConfig(task="cbct-to-ct", data=tmp_path, out=tmp_path).fingerprint()
+    assert "loss_weights" not in TrainConfig(task=Task.CBCT_TO_CT, data=tmp_path, out=tmp_path).fingerprint()
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,12 @@ def test_bad_overrides_are_refused_with_the_fix(
     tmp_path: Path, weights: dict[str, object], message: str
 ) -> None:
     with pytest.raises(OptionError, match=message):
-        TrainConfig(task="cbct-to-ct", data=tmp_path, out=tmp_path, loss_weights=weights)
+        TrainConfig(
+            task=Task.CBCT_TO_CT,
+            data=tmp_path,
+            out=tmp_path,
+            loss_weights=weights,  # type: ignore[arg-type]
+        )
 
 
 def test_cli_refuses_a_malformed_override_before_reading_data(

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import torch
 
 from models.networks import GeneratorSpec, build_generator
+from models.networks.factory import Kind, _Head
 from service.errors import OptionError
 
 
 @pytest.mark.parametrize("kind", ["unet", "attention_unet"])
 @pytest.mark.parametrize("out_channels", [1, 3])
-def test_residual_head_adds_the_learned_correction_to_the_input(kind: str, out_channels: int) -> None:
+def test_residual_head_adds_the_learned_correction_to_the_input(kind: Kind, out_channels: int) -> None:
     torch.manual_seed(0)
     spec = GeneratorSpec(
         kind=kind, in_channels=3, out_channels=out_channels, channels=(4, 8), head="residual", norm="batch"
     )
-    net = build_generator(spec).eval()
+    net = cast(_Head, build_generator(spec).eval())
     x = torch.randn(2, 3, 16, 16)
     skip = x[:, 1:2] if out_channels == 1 else x
     with torch.no_grad():
@@ -50,7 +53,10 @@ def test_batch_norm_keeps_the_absolute_level_that_instance_norm_removes() -> Non
     change = {}
     for norm in ("instance", "batch"):
         torch.manual_seed(0)
-        net = build_generator(GeneratorSpec(in_channels=3, channels=(4, 8), num_res_units=0, norm=norm))
+        net = cast(
+            _Head,
+            build_generator(GeneratorSpec(in_channels=3, channels=(4, 8), num_res_units=0, norm=norm)),
+        )
         net.eval()
         with torch.no_grad():
             diff = net.body(x + 0.3) - net.body(x)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from export.evaluate import label_biases
-from models.simulation.dataset import LESION_LABEL_BASE, DatasetOptions, simulate_subject
+from models.simulation.anatomy import Site
+from models.simulation.dataset import LESION_LABEL_BASE, DatasetOptions, Task, simulate_subject
 
 
 def test_label_biases_recover_known_organ_and_lesion_errors() -> None:
@@ -29,7 +30,7 @@ def test_label_biases_recover_known_organ_and_lesion_errors() -> None:
 @pytest.mark.slow
 def test_simulated_pet_labels_mark_each_lesion() -> None:
     options = DatasetOptions(
-        task="pet", site="brain", subjects=1, seed=3, downscale=2, drfs=(10,), write_labels=True
+        task=Task.PET, site=Site.BRAIN, subjects=1, seed=3, downscale=2, drfs=(10,), write_labels=True
     )
     subject = simulate_subject(options, 0)
     assert subject.labels is not None
