@@ -80,13 +80,19 @@ def ct_metrics(reference: Volume, candidate: Volume, mask: np.ndarray, prefix: s
     return flat
 
 
-def evaluate_ct(engine: Engine, model: str, subjects: Iterable[Subject], preset: TaskPreset) -> Evaluation:
+def evaluate_ct(
+    engine: Engine,
+    model: str,
+    subjects: Iterable[Subject],
+    preset: TaskPreset,
+    version: str | None = None,
+) -> Evaluation:
     """sCT / corrected-CT metrics against the subject's CT, and the input's own metrics."""
     names, rows = [], []
     for subject in subjects:
         source = subject.images[preset.dataset_input]
         target = subject.images[preset.dataset_target]
-        predicted = engine.translate(source, model=model).volume
+        predicted = engine.translate(source, model=model, version=version).volume
         row = ct_metrics(target, predicted, subject.mask)
         if source.modality == target.modality:  # CBCT: how wrong was the input itself
             row.update(ct_metrics(target, source, subject.mask, "input_"))
@@ -107,6 +113,7 @@ def evaluate_pet(
     model: str,
     subjects: Iterable[Subject],
     preset: TaskPreset,
+    version: str | None = None,
 ) -> Evaluation:
     """PSNR (peak = reference SUVmax in the body) of output and input, and SUV biases.
 
@@ -118,7 +125,7 @@ def evaluate_pet(
     for subject in subjects:
         low = subject.images[preset.dataset_input]
         full = subject.images[preset.dataset_target].array
-        out = engine.translate(low, model=model).volume.array
+        out = engine.translate(low, model=model, version=version).volume.array
         rows.append(pet_scores(full, low.array, out, subject.mask, subject.labels))
         names.append(subject.name)
     return Evaluation(tuple(names), tuple(rows))
@@ -165,9 +172,11 @@ def label_biases(full: np.ndarray, out: np.ndarray, labels: np.ndarray) -> dict[
     }
 
 
-def evaluate_folder(engine: Engine, model: str, data: str | Path, preset: TaskPreset) -> Evaluation:
-    """Evaluate on every subject of a held-out SynthRAD-layout folder."""
+def evaluate_folder(
+    engine: Engine, model: str, data: str | Path, preset: TaskPreset, version: str | None = None
+) -> Evaluation:
+    """Evaluate on every subject of a held-out SynthRAD-layout folder (``version``: None = default)."""
     subjects = iter_dataset(data, DATASET_TASK[preset.task])
     if preset.task.value == "pet-denoise":
-        return evaluate_pet(engine, model, subjects, preset)
-    return evaluate_ct(engine, model, subjects, preset)
+        return evaluate_pet(engine, model, subjects, preset, version)
+    return evaluate_ct(engine, model, subjects, preset, version)

@@ -1,0 +1,98 @@
+"""``radtranslate score``: a shipped model's card metrics on any paired SynthRAD-layout folder.
+
+What a physicist runs to commission a model on their own paired data, or to check a card's held-out
+figures: every subject of ``DATA/`` goes through the serving engine (as ``translate`` would run it) and
+is scored exactly as ``radtranslate export`` scores the card's held-out set (:mod:`export.evaluate`).
+Prints JSON: the per-subject figures, their means, the product target and whether the means meet it,
+and the card's own held-out means beside them.
+
+Example::
+
+    radtranslate score --model cbct_to_ct_brain --version 2 --data TEST/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from export.evaluate import TARGETS, Evaluation, evaluate_folder, meets_target
+from models.training.config import PRESETS, TaskPreset
+from service.errors import InputError
+from service.inference.card import ModelCard, Task
+from service.inference.engine import Engine
+from service.inference.repository import default_repository_path
+
+__all__ = ["preset_for", "register", "score"]
+
+
+def preset_for(card: ModelCard) -> TaskPreset:
+    """The training preset whose dataset images feed ``card``'s model (PET: its dose-reduction factor)."""
+    preset = PRESETS[card.task]
+    if card.task is Task.PET_DENOISE:
+        if card.dose_reduction_factor is None:
+            raise InputError(
+                f"model {card.name!r} version {card.version} states no dose_reduction_factor: its card is "
+                "incomplete; re-export it with radtranslate export."
+            )
+        preset = replace(preset, dataset_input=f"pet_low_drf{round(card.dose_reduction_factor)}")
+    return preset
+
+
+def score(engine: Engine, model: str, data: str | Path, version: str | None = None) -> dict[str, Any]:
+    """Score ``model`` (``version``: None = the repository's default) on every subject under ``data``.
+
+    Raises
+    ------
+    NotFoundError
+        No such model or version in the engine's repository.
+    InputError
+        ``data`` is missing, empty, or a subject lacks the image the model needs (named in the message).
+    """
+    card = engine.get_model(model, version)
+    preset = preset_for(card)
+    evaluation: Evaluation = evaluate_folder(engine, card.name, data, preset, version=card.version)
+    if not evaluation.subjects:
+        raise InputError(f"dataset folder {str(data)!r} holds no subject: pass a folder of subject folders.")
+    mean = evaluation.mean()
+    held_out = card.documentation.get("metrics", {}).get("held_out", {})
+    return {
+        "model": card.name,
+        "version": card.version,
+        "task": card.task.value,
+        "data": str(data),
+        **evaluation.to_dict(),
+        "target": TARGETS[card.task.value],
+        "target_met": meets_target(card.task.value, mean),
+        "card_held_out_mean": held_out.get("mean"),
+    }
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``score`` subcommand to the radtranslate CLI."""
+    p = subparsers.add_parser(
+        "score",
+        help="score a model with its card's metrics on a paired dataset folder (commissioning)",
+        description=(
+            "Run a model from the repository on every subject of a paired SynthRAD-layout folder (input "
+            "and reference images, body mask; labels for PET organ and lesion biases) and print the card's "
+            "metrics as JSON, with the product target and the card's own held-out means."
+        ),
+    )
+    p.add_argument("--model", required=True, help="model name, e.g. mr_to_ct_brain")
+    p.add_argument("--version", default=None, help="model version (default: the repository's default)")
+    p.add_argument("--data", required=True, type=Path, help="paired dataset folder (SynthRAD layout)")
+    p.add_argument(
+        "--repository", type=Path, default=None, help="model repository (default: the shipped one)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``radtranslate score``; returns the exit code (0 on success)."""
+    engine = Engine(args.repository if args.repository is not None else default_repository_path())
+    print(json.dumps(score(engine, args.model, args.data, version=args.version), indent=1))
+    return 0

@@ -1,0 +1,72 @@
+"""``radtranslate score``: a shipped model's card metrics on a paired folder, through the serving engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models.simulation.anatomy import Site
+from models.simulation.dataset import DatasetOptions, Task, write_dataset
+from service.cli.main import EXIT_INPUT, EXIT_NOT_FOUND, main
+from service.inference.repository import default_repository_path
+
+REPOSITORY = default_repository_path()
+
+
+def _card(name: str, version: str | None = None) -> dict[str, Any]:
+    path = REPOSITORY / name / (version or "") / "card.json"
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+@pytest.fixture(scope="module")
+def mr_held_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Subject 0 of the shipped MR card's held-out set, written as simulate writes it."""
+    test_set = _card("mr_to_ct_brain")["metrics"]["test_dataset"]
+    root = tmp_path_factory.mktemp("score") / "test"
+    options = DatasetOptions(task=Task.MR_TO_CT, site=Site.BRAIN, subjects=1, seed=test_set["seed"])
+    write_dataset(root, options)
+    return root
+
+
+def _score(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    assert main(["score", *args]) == 0
+    out: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", [None, "1"])
+def test_score_reproduces_the_cards_held_out_figures(
+    mr_held_out: Path, capsys: pytest.CaptureFixture[str], version: str | None
+) -> None:
+    args = ["--model", "mr_to_ct_brain", "--data", str(mr_held_out)]
+    out = _score(capsys, *args, *(["--version", version] if version else []))
+    card = _card("mr_to_ct_brain", version)
+    assert out["version"] == card["version"]
+    held_out = card["metrics"]["held_out"]
+    assert out["subjects"] == ["1BS0000"] == held_out["subjects"][:1]
+    for key, value in out["per_subject"][0].items():
+        assert value == pytest.approx(held_out["per_subject"][0][key], rel=2e-3, abs=0.05), key
+    assert out["mean"]["mae_hu"] == pytest.approx(out["per_subject"][0]["mae_hu"], abs=1e-3)
+    assert out["target"] == card["metrics"]["target"]
+    assert out["target_met"] is (out["mean"]["mae_hu"] <= 60.0)
+    assert out["card_held_out_mean"] == held_out["mean"]
+
+
+def test_score_refusals_name_what_is_wrong(
+    mr_held_out: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["score", "--model", "no_such_model", "--data", str(mr_held_out)]) == EXIT_NOT_FOUND
+    assert "no_such_model" in capsys.readouterr().err
+    missing = tmp_path / "absent"
+    assert main(["score", "--model", "mr_to_ct_brain", "--data", str(missing)]) == EXIT_INPUT
+    assert f"dataset folder {str(missing)!r} does not exist: check the path" in capsys.readouterr().err
+    # a PET model needs the low-dose image at its own dose-reduction factor, which an MR folder lacks
+    pet = "pet_denoise_brain_drf10"
+    assert main(["score", "--model", pet, "--data", str(mr_held_out)]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "1BS0000" in err and "lacks pet_full" in err
