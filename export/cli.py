@@ -100,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
             },
             "training": _training_record(args.run, payload),
             "parity": {"max_abs_native": report.max_abs_native, "unit": unit, "cases": report.cases,
-                       "onnx_opset": args.opset},
+                       "onnx_opset": args.opset, "where": "served output: whole image (random inputs), "
+                       "serving body mask (real slices)",
+                       "max_abs_native_unmasked": report.max_abs_native_unmasked},
         }  # fmt: skip
         card = build_card(
             preset, name=args.name, version=str(args.version), site=args.site, spec=spec,

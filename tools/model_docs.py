@@ -58,6 +58,19 @@ HEADLINE = {
 }
 
 
+def _parity_line(parity: dict[str, Any]) -> str:
+    """The parity bullet; with the unmasked figure where the card records one (export since version 3)."""
+    unit = parity.get("unit", "")
+    line = f"- ONNX vs PyTorch parity: max {_fmt(parity.get('max_abs_native'))} {unit}"
+    anywhere = parity.get("max_abs_native_unmasked")
+    if anywhere is not None and anywhere > parity.get("max_abs_native", 0.0):
+        line += (
+            f" in what the service returns (real slices inside the body mask); {_fmt(anywhere)} {unit} "
+            "anywhere, outside the body, which the engine sets to the background"
+        )
+    return line
+
+
 def _schedule(config: dict[str, Any]) -> str:
     decay = int(config.get("decay_epochs") or 0)
     rate = f"learning rate {config.get('lr')}"
@@ -142,8 +155,7 @@ def render(card: dict[str, Any], earlier: list[dict[str, Any]] | None = None) ->
         f"{training.get('config', {}).get('batch_size')} per epoch, "
         f"{_schedule(training.get('config', {}))}, "
         f"{timing.get('seconds_total', 'n/a')} s wall on {machines} ({devices})",
-        f"- ONNX vs PyTorch parity: max {_fmt(card.get('parity', {}).get('max_abs_native'))} "
-        f"{card.get('parity', {}).get('unit', '')}",
+        _parity_line(card.get("parity", {})),
         "",
         "| held-out metric | mean |",
         "|---|---|",

@@ -82,3 +82,37 @@ def test_card_is_validated_before_anything_is_written(tmp_path: Path) -> None:
             in_plane_spacing_mm=(2.0, 2.0), documentation=_doc(),
         )  # fmt: skip
     assert not any(tmp_path.iterdir())
+
+
+class _Session:
+    """An inference session that returns what it is given, plus ``delta`` outside ``inside``."""
+
+    def __init__(self, inside: np.ndarray, delta: float) -> None:
+        self.inside, self.delta = inside, delta
+
+    def run(self, _names: object, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        x = feeds["input"][:, :1]
+        return [np.where(self.inside, x, x + self.delta).astype(np.float32)]
+
+
+def test_parity_on_real_slices_counts_the_served_body_only() -> None:
+    import torch
+
+    from export.parity import _compare
+    from service.inference.normalisation import NormalisationKind, NormalisationParams
+
+    class _First(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, :1]
+
+    params = NormalisationParams(NormalisationKind.CLIP_LINEAR, low=-1024.0, high=3071.0)
+    batch = np.random.default_rng(0).uniform(-1, 1, size=(1, 3, 16, 16)).astype(np.float32)
+    body = np.zeros((16, 16), dtype=bool)
+    body[4:12, 4:12] = True
+    session = _Session(body, 0.01)  # 0.01 network units = 20.5 HU, outside the body only
+    norm, native, anywhere = _compare(session, _First(), batch, params, body)
+    assert norm == 0.0 and native == 0.0
+    assert anywhere == pytest.approx(0.01 * (3071 + 1024) / 2, rel=1e-3)
+    # without a mask (random inputs) every pixel counts
+    norm, native, anywhere = _compare(session, _First(), batch, params)
+    assert norm == pytest.approx(0.01, rel=1e-3) and native == anywhere
