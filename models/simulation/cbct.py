@@ -166,14 +166,11 @@ def _backproject_voxels(
     if k == 1:
         return proj.fan_backproject(filtered, centres_mm, beta, u, params.sid_mm, dbeta)
     steps = ((np.arange(k) + 0.5) / k - 0.5)[:, None] * np.asarray(spacing_xy_mm)[None, :]
-    total: F32 | None = None
+    total = np.zeros((centres_mm.shape[0], filtered.shape[2]), dtype=np.float32)
     for oy in steps[:, 1]:
         for ox in steps[:, 0]:
-            part = proj.fan_backproject(
-                filtered, centres_mm + np.array([ox, oy]), beta, u, params.sid_mm, dbeta
-            )
-            total = part if total is None else np.asarray(total + part, dtype=np.float32)
-    assert total is not None
+            shifted = centres_mm + np.array([ox, oy])
+            total += proj.fan_backproject(filtered, shifted, beta, u, params.sid_mm, dbeta)
     return np.asarray(total / np.float32(k * k), dtype=np.float32)
 
 
