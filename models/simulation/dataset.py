@@ -119,12 +119,13 @@ class DatasetOptions:
             raise OptionError(f"seed must be a non-negative integer < 2**63, got {self.seed!r}: pass e.g. 0.")
         if not 1 <= int(self.downscale) <= 8:
             raise OptionError(f"downscale must be 1..8, got {self.downscale!r}: pass 1 for the full grid.")
-        if not 1 <= int(self.cbct_oversample) <= 4:
+        k = self.cbct_oversample
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 4:
             raise OptionError(
                 f"cbct_oversample must be 1..4, got {self.cbct_oversample!r}: pass 1 for detector bins and "
                 "reconstruction at the voxel size, 2 for both twice as fine."
             )
-        if int(self.cbct_oversample) != 1 and self.task is not Task.CBCT_TO_CT:
+        if k != 1 and self.task is not Task.CBCT_TO_CT:
             raise OptionError(
                 f"cbct_oversample applies to task cbct-to-ct only, got {self.cbct_oversample!r} for "
                 f"{self.task.value!r}: leave it at 1."

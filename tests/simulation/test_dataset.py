@@ -187,6 +187,8 @@ def test_cbct_oversample_is_validated_and_recorded_only_when_set() -> None:
     assert fine.describe()["cbct_oversample"] == 2
     with pytest.raises(OptionError, match=r"cbct_oversample must be 1\.\.4, got 5: pass 1"):
         DatasetOptions(task="cbct-to-ct", site="brain", subjects=1, seed=0, cbct_oversample=5)  # type: ignore[arg-type]
+    with pytest.raises(OptionError, match=r"cbct_oversample must be 1\.\.4, got 1\.5"):
+        DatasetOptions(task=Task.CBCT_TO_CT, site=Site.BRAIN, subjects=1, seed=0, cbct_oversample=1.5)  # type: ignore[arg-type]
     with pytest.raises(OptionError, match="cbct_oversample applies to task cbct-to-ct only"):
         _options(1, cbct_oversample=2)
 
