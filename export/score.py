@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from export.evaluate import TARGETS, Evaluation, evaluate_folder, meets_target
-from models.training.config import PRESETS, TaskPreset
+from models.training.config import TaskPreset, task_preset
 from service.errors import InputError
 from service.inference.card import ModelCard, Task
 from service.inference.engine import Engine
@@ -31,15 +30,13 @@ __all__ = ["preset_for", "register", "score"]
 
 def preset_for(card: ModelCard) -> TaskPreset:
     """The training preset whose dataset images feed ``card``'s model (PET: its dose-reduction factor)."""
-    preset = PRESETS[card.task]
-    if card.task is Task.PET_DENOISE:
-        if card.dose_reduction_factor is None:
-            raise InputError(
-                f"model {card.name!r} version {card.version} states no dose_reduction_factor: its card is "
-                "incomplete; re-export it with radtranslate export."
-            )
-        preset = replace(preset, dataset_input=f"pet_low_drf{round(card.dose_reduction_factor)}")
-    return preset
+    if card.task is Task.PET_DENOISE and card.dose_reduction_factor is None:
+        raise InputError(
+            f"model {card.name!r} version {card.version} states no dose_reduction_factor: its card is "
+            "incomplete; re-export it with radtranslate export."
+        )
+    drf = None if card.dose_reduction_factor is None else round(card.dose_reduction_factor)
+    return task_preset(card.task, drf)
 
 
 def score(engine: Engine, model: str, data: str | Path, version: str | None = None) -> dict[str, Any]:

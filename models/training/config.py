@@ -218,12 +218,11 @@ class TrainConfig:
 
     @property
     def preset(self) -> TaskPreset:
-        base = PRESETS[self.task]
+        base = task_preset(self.task, self.drf)
         weights = base.weights if self.paired_l1 is None else replace(base.weights, paired_l1=self.paired_l1)
         if self.loss_weights:
             weights = replace(weights, **self.loss_weights)
-        dataset_input = f"pet_low_drf{self.drf}" if self.task is Task.PET_DENOISE else base.dataset_input
-        return replace(base, weights=weights, dataset_input=dataset_input)
+        return replace(base, weights=weights)
 
     @property
     def generator_spec(self) -> GeneratorSpec:
@@ -251,3 +250,12 @@ class TrainConfig:
         data.update(task=self.task.value, data=str(self.data), out=str(self.out))
         data["generator"] = self.generator_spec.to_dict()
         return data
+
+
+def task_preset(task: Task | str, drf: int | None = None) -> TaskPreset:
+    """The task's preset; for PET, reading the low-dose image of dose-reduction factor ``drf``
+    (dataset key ``pet_low_drf{drf}``; ``None`` keeps the preset's own, DRF 10)."""
+    base = PRESETS[Task.parse(task)]
+    if base.task is not Task.PET_DENOISE or drf is None:
+        return base
+    return replace(base, dataset_input=f"pet_low_drf{int(drf)}")

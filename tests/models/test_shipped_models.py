@@ -8,7 +8,6 @@ Held-out subjects are re-simulated from the card's test-set seed (subject i depe
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,9 @@ import numpy as np
 import pytest
 
 from export.evaluate import TARGETS, Evaluation, evaluate_ct, evaluate_pet, meets_target
+from export.score import preset_for
 from models.simulation.dataset import DatasetOptions, simulate_subject
 from models.simulation.loader import Subject
-from models.training.config import PRESETS
 from service.inference.card import Task
 from service.inference.engine import Engine
 from service.inference.repository import ModelRepository, default_repository_path
@@ -35,9 +34,7 @@ def _card(path: Path) -> dict[str, Any]:
 
 def _evaluate(card: dict[str, Any], n: int) -> Evaluation:
     task = Task.parse(card["task"])
-    preset = PRESETS[task]
-    if task is Task.PET_DENOISE:
-        preset = replace(preset, dataset_input=f"pet_low_drf{int(card['dose_reduction_factor'])}")
+    preset = preset_for(Engine(REPOSITORY).get_model(card["name"]))
     test_set = card["metrics"]["test_dataset"]
     options = DatasetOptions(
         task=test_set["task"], site=test_set["site"], subjects=n, seed=test_set["seed"],
