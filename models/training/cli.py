@@ -68,7 +68,7 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="override one of the family's loss weights (adversarial, l1, cycle, identity, paired_l1, "
-        "gradient, frequency), e.g. --loss-weight cycle=1; repeatable; a weight of 0 skips that term",
+        "gradient, frequency, suv_l1), e.g. --loss-weight cycle=1; repeatable; a weight of 0 skips that term",
     )
     p.add_argument(
         "--ema-decay",

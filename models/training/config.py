@@ -172,6 +172,12 @@ class TrainConfig:
             )
         if self.loss_weights is not None:
             object.__setattr__(self, "loss_weights", parse_loss_weights(self.loss_weights))
+            suv_log = PRESETS[self.task].output["normalisation"]["kind"] == "suv_log"
+            if self.loss_weights.get("suv_l1", 0.0) > 0 and not suv_log:
+                raise OptionError(
+                    "loss weight suv_l1 applies to models trained in SUV (pet-denoise), "
+                    f"not to {self.task.value}: drop --loss-weight suv_l1."
+                )
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise OptionError(
                 f"ema_decay must be in [0, 1), got {self.ema_decay}: pass e.g. 0.998, or 0 for no average."

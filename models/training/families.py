@@ -21,7 +21,7 @@ from monai.losses import PatchAdversarialLoss
 from torch import nn
 
 from models.networks import GeneratorSpec, build_generator, patch_discriminator
-from models.training.losses import frequency_l1, gradient_l1, masked_l1
+from models.training.losses import frequency_l1, gradient_l1, masked_l1, suv_l1
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -37,6 +37,7 @@ class LossWeights:
     paired_l1: float = 0.0  # CycleGAN only: switched on for paired data
     gradient: float = 50.0  # DAEGAN only
     frequency: float = 10.0  # DAEGAN only
+    suv_l1: float = 0.0  # DAEGAN only: L1 in SUV / scale, through the inverse of the suv_log normalisation
 
 
 class Family(Protocol):
@@ -150,11 +151,14 @@ class DAEGAN(Pix2Pix):
     """Attention generator with image, gradient and frequency domain losses plus adversarial."""
 
     def _g_extra(self, fake: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {
+        terms = {
             "l1": self.w.l1 * masked_l1(fake, y),
             "gradient": self.w.gradient * gradient_l1(fake, y),
             "frequency": self.w.frequency * frequency_l1(fake, y),
         }
+        if self.w.suv_l1 > 0:  # off by default, so runs without it log and compute what they did before
+            terms["suv_l1"] = self.w.suv_l1 * suv_l1(fake, y)
+        return terms
 
 
 class CycleGAN(_Base):

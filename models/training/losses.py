@@ -39,3 +39,17 @@ def frequency_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     p = torch.fft.rfft2(prediction, norm="ortho")
     t = torch.fft.rfft2(target, norm="ortho")
     return (torch.log1p(p.abs()) - torch.log1p(t.abs())).abs().mean()
+
+
+SUV_LOG_CLAMP = 7.0  # log1p(SUV / scale) above which suv_l1 stops the gradient (SUV / scale ≈ 1100)
+
+
+def suv_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 in SUV / scale between images in the ``suv_log`` normalisation (``y = log1p(SUV / scale)``).
+
+    A log-space L1 weighs the error of a voxel of ``SUV / scale = s`` by ``1 / (1 + s)``, so hot regions
+    (grey matter, lesions), which dominate PSNR and SUVmax, count least; this term weighs every SUV
+    alike. The prediction is clamped at ``SUV_LOG_CLAMP`` before the inverse so that an untrained
+    network cannot overflow it.
+    """
+    return (torch.expm1(prediction.clamp(max=SUV_LOG_CLAMP)) - torch.expm1(target)).abs().mean()

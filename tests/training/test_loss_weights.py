@@ -87,3 +87,42 @@ def test_zero_weight_terms_are_skipped_and_resume_keeps_the_weights(tmp_path: Pa
         )
     train(_config(run, 2, cycle=1.0, identity=0.0), subjects[:2], subjects[2:], progress=False, resume=True)
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_suv_l1_measures_the_error_in_suv_and_hot_voxels_count_fully() -> None:
+    import torch
+
+    from models.training.losses import suv_l1
+
+    suv = torch.tensor([[[[0.5, 9.0]]]])
+    target = torch.log1p(suv)
+    # 10 % too high everywhere: the SUV errors are 0.05 and 0.9, mean 0.475.
+    prediction = torch.log1p(suv * 1.1)
+    assert float(suv_l1(prediction, target)) == pytest.approx(0.475, rel=1e-5)
+    # In log space the hot voxel's 0.9 SUV error counts less than the cold voxel's 0.05 would at its SUV.
+    log_errors = (prediction - target).abs()[0, 0, 0]
+    assert float(log_errors[1]) / 0.9 < float(log_errors[0]) / 0.05
+    # An untrained network's huge output cannot overflow the loss.
+    assert torch.isfinite(suv_l1(torch.full((1, 1, 1, 2), 200.0), target))
+
+
+def test_suv_l1_is_refused_for_tasks_not_trained_in_suv(tmp_path: Path) -> None:
+    message = r"suv_l1 applies to models trained in SUV \(pet-denoise\), not to mr-to-ct"
+    with pytest.raises(OptionError, match=message):
+        TrainConfig(task=Task.MR_TO_CT, data=tmp_path, out=tmp_path, loss_weights={"suv_l1": 1.0})
+    config = TrainConfig(task=Task.PET_DENOISE, data=tmp_path, out=tmp_path, loss_weights={"suv_l1": 1.0})
+    assert config.preset.weights.suv_l1 == 1.0
+
+
+def test_a_pet_run_with_suv_l1_logs_the_term_and_one_without_does_not(tmp_path: Path) -> None:
+    subjects = prepared(Task.PET_DENOISE, range(3))
+    records = []
+    for name, weights in (("with", {"suv_l1": 5.0}), ("without", {})):
+        config = TrainConfig(
+            task=Task.PET_DENOISE, data=tmp_path, out=tmp_path / name, epochs=1, steps_per_epoch=2,
+            batch_size=2, crop_px=32, generator=TINY[Task.PET_DENOISE], threads=1, seed=3,
+            loss_weights=weights,
+        )  # fmt: skip
+        train(config, subjects[:2], subjects[2:], progress=False)
+        records.append(json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0]))
+    assert records[0]["suv_l1"] > 0 and "suv_l1" not in records[1]
