@@ -1,4 +1,5 @@
-"""Losses beyond MONAI's: gradient-domain and frequency-domain L1 (DAEGAN-style dual-domain terms).
+"""Losses beyond MONAI's: gradient-domain and frequency-domain L1 (DAEGAN-style dual-domain terms),
+and an L1 in SUV for networks trained on ``log1p(SUV)``.
 
 MONAI supplies the adversarial term (:class:`monai.losses.PatchAdversarialLoss`, least squares).
 """
