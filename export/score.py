@@ -35,8 +35,14 @@ def preset_for(card: ModelCard) -> TaskPreset:
             f"model {card.name!r} version {card.version} states no dose_reduction_factor: its card is "
             "incomplete; re-export it with radtranslate export."
         )
-    drf = None if card.dose_reduction_factor is None else round(card.dose_reduction_factor)
-    return task_preset(card.task, drf)
+    drf = card.dose_reduction_factor
+    if drf is not None and drf != round(drf):
+        raise InputError(
+            f"model {card.name!r} version {card.version} states dose_reduction_factor {drf}, but dataset "
+            "folders name low-dose images by an integer factor (pet_low_drfN): score it with your own "
+            "evaluation, or simulate and train at an integer factor."
+        )
+    return task_preset(card.task, None if drf is None else round(drf))
 
 
 def score(engine: Engine, model: str, data: str | Path, version: str | None = None) -> dict[str, Any]:

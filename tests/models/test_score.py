@@ -70,3 +70,18 @@ def test_score_refusals_name_what_is_wrong(
     assert main(["score", "--model", pet, "--data", str(mr_held_out)]) == EXIT_INPUT
     err = capsys.readouterr().err
     assert "1BS0000" in err and "lacks pet_full" in err
+
+
+def test_a_pet_card_with_a_fractional_dose_reduction_factor_is_refused_not_rounded() -> None:
+    import dataclasses
+
+    from export.score import preset_for
+    from service.errors import InputError
+    from service.inference.engine import Engine
+    from service.inference.repository import default_repository_path
+
+    card = Engine(default_repository_path()).get_model("pet_denoise_brain_drf10")
+    assert preset_for(card).dataset_input == "pet_low_drf10"
+    message = r"dose_reduction_factor 2.5, but dataset folders name .* \(pet_low_drfN\)"
+    with pytest.raises(InputError, match=message):
+        preset_for(dataclasses.replace(card, dose_reduction_factor=2.5))
