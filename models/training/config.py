@@ -173,11 +173,12 @@ class TrainConfig:
         if self.loss_weights is not None:
             object.__setattr__(self, "loss_weights", parse_loss_weights(self.loss_weights))
             suv_log = PRESETS[self.task].output["normalisation"]["kind"] == "suv_log"
-            if self.loss_weights.get("suv_l1", 0.0) > 0 and not suv_log:
-                raise OptionError(
-                    "loss weight suv_l1 applies to models trained in SUV (pet-denoise), "
-                    f"not to {self.task.value}: drop --loss-weight suv_l1."
-                )
+            for name in ("suv_l1", "lesion_l1"):
+                if self.loss_weights.get(name, 0.0) > 0 and not suv_log:
+                    raise OptionError(
+                        f"loss weight {name} applies to models trained in SUV (pet-denoise), "
+                        f"not to {self.task.value}: drop --loss-weight {name}."
+                    )
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise OptionError(
                 f"ema_decay must be in [0, 1), got {self.ema_decay}: pass e.g. 0.998, or 0 for no average."
@@ -229,6 +230,11 @@ class TrainConfig:
         if self.loss_weights:
             weights = replace(weights, **self.loss_weights)
         return replace(base, weights=weights)
+
+    @property
+    def needs_lesions(self) -> bool:
+        """Whether training reads the lesion labels (a ``lesion_l1`` weight above 0)."""
+        return self.preset.weights.lesion_l1 > 0
 
     @property
     def generator_spec(self) -> GeneratorSpec:

@@ -36,7 +36,8 @@ class PreparedSubject:
 
     ``inputs`` and ``target`` are normalised; ``mask`` is the serving body mask (from the input);
     ``eval_mask`` the dataset's own body mask when it has one (metrics use it, as SynthRAD does);
-    ``target_native`` the target in HU/SUV for validation metrics.
+    ``target_native`` the target in HU/SUV for validation metrics; ``lesions`` the dataset's lesion
+    voxels when a run reads them (a lesion loss term), else None.
     """
 
     subject_id: str
@@ -48,6 +49,7 @@ class PreparedSubject:
     input_params: NormalisationParams
     output_params: NormalisationParams
     spacing_mm: tuple[float, float, float]
+    lesions: BoolArray | None = None
 
 
 def prepare_subject(
@@ -59,6 +61,7 @@ def prepare_subject(
     output_norm: NormalisationSpec,
     mask_spec: MaskSpec,
     eval_mask: BoolArray | None = None,
+    lesions: BoolArray | None = None,
 ) -> PreparedSubject:
     """Normalise a (source, target) pair as serving will; refuse pairs on different grids."""
     if not source.same_grid(target, atol_mm=1e-2):
@@ -74,6 +77,11 @@ def prepare_subject(
             f"subject {subject_id!r}: mask shape {eval_mask.shape} differs from image shape {source.shape}: "
             "fix the dataset's mask file."
         )
+    if lesions is not None and lesions.shape != source.shape:
+        raise InputError(
+            f"subject {subject_id!r}: labels shape {lesions.shape} differs from image shape {source.shape}: "
+            "fix the dataset's labels file."
+        )
     return PreparedSubject(
         subject_id=subject_id,
         inputs=normalise(source.array, in_params),
@@ -84,6 +92,7 @@ def prepare_subject(
         input_params=in_params,
         output_params=out_params,
         spacing_mm=source.spacing_mm,
+        lesions=None if lesions is None else lesions.astype(bool),
     )
 
 
@@ -118,6 +127,8 @@ class SliceSampler:
     crop_px
         Square crop size (a multiple of the network's size multiple); images smaller than the crop
         are padded with the normalisation's pad values.
+    lesion_channel
+        Return the lesions as a second mask channel (every subject must carry ``lesions``).
     """
 
     def __init__(
@@ -130,11 +141,20 @@ class SliceSampler:
         input_pad: float,
         target_pad: float,
         body_fraction_min: float = 0.05,
+        lesion_channel: bool = False,
     ) -> None:
         if not subjects:
             raise InputError("no training subjects: point --data at a folder with at least one subject.")
         if context_slices < 1 or context_slices % 2 == 0:
             raise InputError(f"context_slices must be odd and ≥ 1, got {context_slices}.")
+        if lesion_channel:
+            unlabelled = [s.subject_id for s in subjects if s.lesions is None]
+            if unlabelled:
+                raise InputError(
+                    f"subjects {', '.join(unlabelled[:5])} carry no lesion labels: simulate with --labels, "
+                    "or train without a lesion loss term."
+                )
+        self.lesion_channel = lesion_channel
         self.subjects = list(subjects)
         self.context_slices = context_slices
         self.target_context = target_context
@@ -159,7 +179,9 @@ class SliceSampler:
         return padded[:, y0 : y0 + c, x0 : x0 + c]
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """``(inputs (B,C,h,w), targets (B,T,h,w), masks (B,1,h,w))`` with random flips left-right."""
+        """``(inputs (B,C,h,w), targets (B,T,h,w), masks (B,M,h,w))`` with random flips left-right.
+
+        ``M`` is 1 (the body) or, with ``lesion_channel``, 2 (body, lesions)."""
         xs, ys, ms = [], [], []
         candidates = [i for i, s in enumerate(self.slices) if len(s)]
         for _ in range(size):
@@ -169,6 +191,9 @@ class SliceSampler:
             x = context_stack(subject.inputs, k, self.context_slices)
             y = context_stack(subject.target, k, self.target_context)
             m = subject.mask[k : k + 1].astype(np.float32)
+            if self.lesion_channel:
+                assert subject.lesions is not None  # checked in __init__
+                m = np.concatenate([m, subject.lesions[k : k + 1].astype(np.float32)])
             h, w = x.shape[1:]
             y0 = int(rng.integers(0, max(1, h - self.crop_px + 1)))
             x0 = int(rng.integers(0, max(1, w - self.crop_px + 1)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.simulation.dataset import LESION_LABEL_BASE
 from models.simulation.loader import iter_dataset
 from models.training.config import TrainConfig
 from models.training.data import PreparedSubject, prepare_subject
@@ -34,6 +35,14 @@ def load_prepared(config: TrainConfig) -> tuple[list[PreparedSubject], list[Prep
                 f"subject {subject.name!r} lacks {preset.dataset_input!r} or {preset.dataset_target!r} "
                 f"(found {found}): simulate that dose-reduction factor or pass --drf with one present."
             )
+        lesions = None
+        if config.needs_lesions:
+            if subject.labels is None:
+                raise InputError(
+                    f"subject {subject.name!r} has no labels image, which --loss-weight lesion_l1 reads: "
+                    "simulate the data with --labels, or drop --loss-weight lesion_l1."
+                )
+            lesions = subject.labels >= LESION_LABEL_BASE
         subjects.append(
             prepare_subject(
                 subject.name,
@@ -43,6 +52,7 @@ def load_prepared(config: TrainConfig) -> tuple[list[PreparedSubject], list[Prep
                 output_norm=output_norm,
                 mask_spec=mask_spec,
                 eval_mask=subject.mask,
+                lesions=lesions,
             )
         )
     order = np.random.default_rng(config.seed).permutation(len(subjects))

@@ -6,8 +6,8 @@
 - :class:`DAEGAN` (low-dose→full-dose PET): attention encoder-decoder generator, losses in the image,
   gradient and frequency domains, plus a conditional adversarial term.
 
-Batches are ``(x, y, m)``: inputs ``(B, C, H, W)``, targets ``(B, T, H, W)``, masks ``(B, 1, H, W)`` in
-normalised units. Every family exposes ``export_module()``: the network mapping ``(N, C, H, W)`` to
+Batches are ``(x, y, m)``: inputs ``(B, C, H, W)``, targets ``(B, T, H, W)`` in normalised units, masks
+``(B, 1, H, W)`` (the body), or ``(B, 2, H, W)`` with the lesions as channel 1 when a run asks for a lesion term. Every family exposes ``export_module()``: the network mapping ``(N, C, H, W)`` to
 ``(N, 1, H, W)`` that is exported to ONNX and served.
 """
 
@@ -21,7 +21,7 @@ from monai.losses import PatchAdversarialLoss
 from torch import nn
 
 from models.networks import GeneratorSpec, build_generator, patch_discriminator
-from models.training.losses import frequency_l1, gradient_l1, masked_l1, suv_l1
+from models.training.losses import frequency_l1, gradient_l1, lesion_suv_l1, masked_l1, suv_l1
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -38,6 +38,7 @@ class LossWeights:
     gradient: float = 50.0  # DAEGAN only
     frequency: float = 10.0  # DAEGAN only
     suv_l1: float = 0.0  # DAEGAN only: L1 in SUV / scale, through the inverse of the suv_log normalisation
+    lesion_l1: float = 0.0  # DAEGAN only: the same L1 averaged over lesion voxels (needs labelled data)
 
 
 class Family(Protocol):
@@ -158,6 +159,10 @@ class DAEGAN(Pix2Pix):
         }
         if self.w.suv_l1 > 0:  # off by default, so runs without it log and compute what they did before
             terms["suv_l1"] = self.w.suv_l1 * suv_l1(fake, y)
+        if self.w.lesion_l1 > 0:
+            if m.shape[1] < 2:
+                raise ValueError("lesion_l1 needs batches whose mask carries the lesions as channel 1.")
+            terms["lesion_l1"] = self.w.lesion_l1 * lesion_suv_l1(fake, y, m[:, 1:2])
         return terms
 
 

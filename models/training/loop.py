@@ -157,6 +157,7 @@ def train(
         crop_px=config.crop_px,
         input_pad=_pad(preset.input["normalisation"]),
         target_pad=_pad(preset.output["normalisation"]),
+        lesion_channel=config.needs_lesions,
     )
     config.out.mkdir(parents=True, exist_ok=True)
     ckpt_path, best_path, metrics_path = (

@@ -1,5 +1,5 @@
 """Losses beyond MONAI's: gradient-domain and frequency-domain L1 (DAEGAN-style dual-domain terms),
-and an L1 in SUV for networks trained on ``log1p(SUV)``.
+and L1 terms in SUV for networks trained on ``log1p(SUV)``: over the image and inside lesions.
 
 MONAI supplies the adversarial term (:class:`monai.losses.PatchAdversarialLoss`, least squares).
 """
@@ -45,6 +45,11 @@ def frequency_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 SUV_LOG_CLAMP = 7.0  # log1p(SUV / scale) above which suv_l1 stops the gradient (SUV / scale ≈ 1100)
 
 
+def _suv(image: torch.Tensor) -> torch.Tensor:
+    """SUV / scale from the ``suv_log`` normalisation, clamped at ``SUV_LOG_CLAMP`` (see :func:`suv_l1`)."""
+    return torch.expm1(image.clamp(max=SUV_LOG_CLAMP))
+
+
 def suv_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L1 in SUV / scale between images in the ``suv_log`` normalisation (``y = log1p(SUV / scale)``).
 
@@ -53,4 +58,13 @@ def suv_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     alike. The prediction is clamped at ``SUV_LOG_CLAMP`` before the inverse so that an untrained
     network cannot overflow it.
     """
-    return (torch.expm1(prediction.clamp(max=SUV_LOG_CLAMP)) - torch.expm1(target)).abs().mean()
+    return (_suv(prediction) - _suv(target)).abs().mean()
+
+
+def lesion_suv_l1(prediction: torch.Tensor, target: torch.Tensor, lesions: torch.Tensor) -> torch.Tensor:
+    """:func:`suv_l1` averaged over the voxels of ``lesions`` (``(N, 1, H, W)``, bool) only; 0 without any.
+
+    Lesions are a few hundred voxels in a batch of ~10^5, so an image-wide loss hardly sees their
+    maxima; averaging over lesion voxels gives them a weight of their own, whatever their size.
+    """
+    return masked_l1(_suv(prediction), _suv(target), lesions)
