@@ -69,7 +69,8 @@ def register(subparsers: Any) -> None:
         metavar="NAME=VALUE",
         help="override one of the family's loss weights (adversarial, l1, cycle, identity, paired_l1, "
         "gradient, frequency, suv_l1, lesion_l1), e.g. --loss-weight cycle=1; repeatable; a CycleGAN term, "
-        "suv_l1 or lesion_l1 of weight 0 is not computed; lesion_l1 reads the data's labels (simulate --labels)",
+        "suv_l1 or lesion_l1 of weight 0 is not computed; lesion_l1 reads the data's labels "
+        "(simulate --labels)",
     )
     p.add_argument(
         "--ema-decay",

@@ -7,7 +7,8 @@
   gradient and frequency domains, plus a conditional adversarial term.
 
 Batches are ``(x, y, m)``: inputs ``(B, C, H, W)``, targets ``(B, T, H, W)`` in normalised units, masks
-``(B, 1, H, W)`` (the body), or ``(B, 2, H, W)`` with the lesions as channel 1 when a run asks for a lesion term. Every family exposes ``export_module()``: the network mapping ``(N, C, H, W)`` to
+``(B, 1, H, W)`` (the body), or ``(B, 2, H, W)`` with the lesions as channel 1 when a run asks for a
+lesion term. Every family exposes ``export_module()``: the network mapping ``(N, C, H, W)`` to
 ``(N, 1, H, W)`` that is exported to ONNX and served.
 """
 
