@@ -78,14 +78,47 @@ def write_entry(
         )
     checked = parse_card(json.loads(json.dumps(card)), source="card")
     model_dir = Path(repository) / checked.name
+    # Triton applies one config.pbtxt to every version: when the versions differ in context slices,
+    # its input channel dimension is -1 (any) and ONNX Runtime checks each version's own shape.
+    slices = {checked.context_slices} | _other_versions_slices(model_dir, checked.version)
+    channels = checked.context_slices if len(slices) == 1 else -1
+    created = not model_dir.exists()
     model_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(card, indent=2, sort_keys=False) + "\n"
-    with atomic_directory(model_dir / checked.version, overwrite=overwrite) as tmp:
+    previous = {
+        n: (model_dir / n).read_bytes() for n in ("card.json", "config.pbtxt") if (model_dir / n).is_file()
+    }
+    version_dir = model_dir / checked.version
+    existed = version_dir.exists()
+    with atomic_directory(version_dir, overwrite=overwrite) as tmp:
         shutil.copyfile(onnx_path, tmp / "model.onnx")
         (tmp / "card.json").write_text(text, encoding="utf-8")
-    with atomic_file(model_dir / "card.json", overwrite=True) as tmp_card:
-        tmp_card.write_text(text, encoding="utf-8")
-    with atomic_file(model_dir / "config.pbtxt", overwrite=True) as tmp_cfg:
-        tmp_cfg.write_text(render_config(checked.name, checked.context_slices, max_batch_size=max_batch_size))
-    ModelRepository.load(repository)  # the serving loader must accept what was written
-    return model_dir / checked.version
+    try:
+        with atomic_file(model_dir / "card.json", overwrite=True) as tmp_card:
+            tmp_card.write_text(text, encoding="utf-8")
+        with atomic_file(model_dir / "config.pbtxt", overwrite=True) as tmp_cfg:
+            tmp_cfg.write_text(render_config(checked.name, channels, max_batch_size=max_batch_size))
+        ModelRepository.load(repository)  # the serving loader must accept what was written
+    except Exception:
+        # Leave the repository as it was: a new version folder goes, the model's files come back.
+        if created:
+            shutil.rmtree(model_dir, ignore_errors=True)
+        elif not existed:
+            shutil.rmtree(version_dir, ignore_errors=True)
+        for name, data in previous.items():
+            with atomic_file(model_dir / name, overwrite=True) as tmp_restore:
+                tmp_restore.write_bytes(data)
+        raise
+    return version_dir
+
+
+def _other_versions_slices(model_dir: Path, version: str) -> set[int]:
+    """Context slices of the model's other version folders (from their ``card.json``)."""
+    found: set[int] = set()
+    if not model_dir.is_dir():
+        return found
+    for folder in model_dir.iterdir():
+        card_path = folder / "card.json"
+        if folder.name.isdigit() and folder.name != version and card_path.is_file():
+            found.add(int(json.loads(card_path.read_text(encoding="utf-8"))["context_slices"]))
+    return found

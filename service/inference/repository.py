@@ -87,7 +87,7 @@ def _load_model(model_dir: Path) -> list[ModelEntry]:
         model_path = model_dir / version / "model.onnx"
         if not model_path.is_file():
             raise RepositoryError(f"{model_path}: not found: put the exported ONNX model there.")
-        if config is None or config.channels != card.context_slices:
+        if config is None or config.channels not in (-1, card.context_slices):
             config = check_config(
                 model_dir / "config.pbtxt", model_name=model_dir.name, channels=card.context_slices
             )

@@ -9,7 +9,9 @@ messages, ``name [ ... ]`` lists, ``#`` comments. It returns repeated fields as 
 - one input ``"input"`` of ``TYPE_FP32``, one output ``"output"`` of ``TYPE_FP32``;
 - with ``max_batch_size > 0`` (Triton adds the batch axis): input dims ``[C, -1, -1]``, output
   dims ``[1, -1, -1]``; with ``max_batch_size: 0`` the full shapes ``[-1, C, -1, -1]`` and
-  ``[-1, 1, -1, -1]``; ``C`` = the card's ``context_slices``.
+  ``[-1, 1, -1, -1]``; ``C`` = the card's ``context_slices``, or ``-1`` (any) for a model whose
+  versions differ in context slices (Triton applies one config to every version; ONNX Runtime then
+  checks each version's own input shape).
 
 Other Triton fields (``instance_group``, ``dynamic_batching``, ...) are allowed and ignored.
 """
@@ -35,7 +37,7 @@ class TritonConfig:
     """What radtranslate uses from a ``config.pbtxt``."""
 
     max_batch_size: int  # 0: the model's batch axis is explicit in dims
-    channels: int  # input channels = context slices
+    channels: int  # input channels = context slices; -1: any (the versions differ)
 
 
 def _tokens(text: str, source: str) -> list[str]:
@@ -127,7 +129,10 @@ def _one(fields: dict[str, list[Any]], key: str, source: str) -> Any:
     return values[0]
 
 
-def _tensor(fields: dict[str, list[Any]], key: str, name: str, dims: list[int], source: str) -> None:
+def _tensor(
+    fields: dict[str, list[Any]], key: str, name: str, dims: list[int], source: str, *, any_at: int = -1
+) -> list[int]:
+    """Check one tensor; ``dims[any_at]`` may also be ``-1`` when ``any_at >= 0``. Returns its dims."""
     tensors = fields.get(key, [])
     if len(tensors) != 1 or not isinstance(tensors[0], dict):
         raise ConfigError(
@@ -140,13 +145,18 @@ def _tensor(fields: dict[str, list[Any]], key: str, name: str, dims: list[int], 
     dtype = _one(tensor, "data_type", f"{source}: {key}")
     if dtype != "TYPE_FP32":
         raise ConfigError(f"{source}: {key}.data_type must be TYPE_FP32, got {dtype!r}: export float32.")
-    got_dims = tensor.get("dims", [])
-    if got_dims != dims:
-        raise ConfigError(f"{source}: {key}.dims must be {dims}, got {got_dims}: fix the config.")
+    got_dims = list(tensor.get("dims", []))
+    allowed = [dims]
+    if any_at >= 0:
+        allowed.append([-1 if i == any_at else d for i, d in enumerate(dims)])
+    if got_dims not in allowed:
+        shown = " or ".join(str(a) for a in allowed)
+        raise ConfigError(f"{source}: {key}.dims must be {shown}, got {got_dims}: fix the config.")
+    return got_dims
 
 
 def check_config(path: Path, *, model_name: str, channels: int) -> TritonConfig:
-    """Read ``path`` and check it serves ``model_name`` with ``channels`` input channels."""
+    """Read ``path`` and check it serves ``model_name`` with ``channels`` input channels (or any: -1)."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -171,16 +181,17 @@ def check_config(path: Path, *, model_name: str, channels: int) -> TritonConfig:
     if not isinstance(mbs, int) or mbs < 0:
         raise ConfigError(f"{source}: max_batch_size must be an integer >= 0, got {mbs!r}: fix it.")
     lead = [] if mbs > 0 else [-1]
-    _tensor(fields, "input", "input", [*lead, channels, -1, -1], source)
+    dims = _tensor(fields, "input", "input", [*lead, channels, -1, -1], source, any_at=len(lead))
     _tensor(fields, "output", "output", [*lead, 1, -1, -1], source)
-    return TritonConfig(max_batch_size=mbs, channels=channels)
+    return TritonConfig(max_batch_size=mbs, channels=int(dims[len(lead)]))
 
 
 def render_config(model_name: str, channels: int, *, max_batch_size: int = 8) -> str:
     """A ``config.pbtxt`` for a radtranslate model (what exporters write).
 
     ``version_policy: { all { } }`` makes Triton serve every version folder, as radtranslate
-    does (Triton's default serves only the highest).
+    does (Triton's default serves only the highest). ``channels`` -1 accepts any number of input
+    channels: for a model whose versions differ in context slices.
     """
     lead = "" if max_batch_size > 0 else "-1, "
     return (

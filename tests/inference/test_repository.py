@@ -96,8 +96,12 @@ def test_config_round_trip_and_errors(tmp_path: Path) -> None:
     extra = "# comment\ninstance_group [ { kind: KIND_GPU } ]\n"
     path.write_text(render_config("m", 3, max_batch_size=4) + extra)
     assert check_config(path, model_name="m", channels=3).max_batch_size == 4
-    with pytest.raises(ConfigError, match=r"input.dims must be \[1, -1, -1\], got \[3, -1, -1\]"):
+    with pytest.raises(ConfigError, match=r"input.dims must be \[1, -1, -1\] or \[-1, -1, -1\], got \[3, -1"):
         check_config(path, model_name="m", channels=1)
+    # -1 channels (a model whose versions differ in context slices) serves any card's slices.
+    path.write_text(render_config("m", -1, max_batch_size=4))
+    assert check_config(path, model_name="m", channels=3).channels == -1
+    assert check_config(path, model_name="m", channels=7).channels == -1
     with pytest.raises(ConfigError, match="differs from the folder name 'other'"):
         check_config(path, model_name="other", channels=3)
     path.write_text(render_config("m", 1).replace("onnxruntime_onnx", "tensorrt_plan"))

@@ -116,3 +116,60 @@ def test_parity_on_real_slices_counts_the_served_body_only() -> None:
     # without a mask (random inputs) every pixel counts
     norm, native, anywhere = _compare(session, _First(), batch, params)
     assert norm == pytest.approx(0.01, rel=1e-3) and native == anywhere
+
+
+def _tiny_pet_model(tmp_path: Path, slices: int, name: str) -> tuple[Path, dict[str, object]]:
+    """A one-step PET model with ``slices`` context slices, exported, and its card (version = slices)."""
+    from dataclasses import replace
+
+    spec = replace(TINY[Task.PET_DENOISE], in_channels=slices)
+    config = TrainConfig(
+        task=Task.PET_DENOISE, data=tmp_path, out=tmp_path / f"run{slices}", epochs=1, steps_per_epoch=1,
+        batch_size=2, crop_px=32, generator=spec, threads=1,
+    )  # fmt: skip
+    subjects = prepared(Task.PET_DENOISE, range(3))
+    result = train(config, subjects[:2], subjects[2:], progress=False)
+    assert result.best is not None
+    onnx_path = export_best(result.best, tmp_path / f"model{slices}.onnx")
+    card = build_card(
+        PRESETS[Task.PET_DENOISE], name=name, version=str(slices), site="any", spec=spec,
+        in_plane_spacing_mm=(2.0, 2.0), documentation=_doc(), dose_reduction_factor=10,
+    )  # fmt: skip
+    return onnx_path, card
+
+
+def test_versions_with_different_context_slices_share_one_config_and_both_serve(tmp_path: Path) -> None:
+    from service.inference.triton_config import check_config
+
+    repo = tmp_path / "repository"
+    for slices in (3, 7):
+        onnx_path, card = _tiny_pet_model(tmp_path, slices, "pet_tiny")
+        write_entry(repo, onnx_path=onnx_path, card=card)
+    config_path = repo / "pet_tiny" / "config.pbtxt"
+    # Triton applies one config to every version: the channel dimension becomes "any".
+    assert "dims: [ -1, -1, -1 ]" in config_path.read_text()
+    assert check_config(config_path, model_name="pet_tiny", channels=3).channels == -1
+    engine = Engine(repo)
+    source, _ = phantom_pair(Task.PET_DENOISE, 2)
+    outputs = [engine.translate(source, model="pet_tiny", version=v).volume.array for v in ("3", "7")]
+    assert all(np.isfinite(o).all() and o.shape == source.shape for o in outputs)
+    assert not np.array_equal(outputs[0], outputs[1])
+
+
+def test_a_failed_export_leaves_the_repository_as_it_was(tmp_path: Path) -> None:
+    from service.inference.card import CardError
+
+    repo = tmp_path / "repository"
+    onnx3, card3 = _tiny_pet_model(tmp_path, 3, "pet_tiny")
+    write_entry(repo, onnx_path=onnx3, card=card3)
+    before = {p.relative_to(repo): p.read_bytes() for p in repo.rglob("*") if p.is_file()}
+    # Another model's folder breaks the repository: the final load fails, after the new files exist.
+    (repo / "broken" / "1").mkdir(parents=True)
+    onnx7, card7 = _tiny_pet_model(tmp_path, 7, "pet_tiny")
+    with pytest.raises(CardError, match="broken"):
+        write_entry(repo, onnx_path=onnx7, card=card7)
+    with pytest.raises(CardError, match="broken"):
+        write_entry(repo, onnx_path=onnx7, card={**card7, "name": "pet_new"})
+    after = {p.relative_to(repo): p.read_bytes() for p in repo.rglob("*") if p.is_file()}
+    assert after == before  # no version 7, no pet_new, card.json and config.pbtxt unchanged
+    assert not (repo / "pet_tiny" / "7").exists() and not (repo / "pet_new").exists()
