@@ -18,7 +18,7 @@ from models.networks import GeneratorSpec, size_multiple
 from models.training.config import TaskPreset
 from service.atomic import atomic_directory, atomic_file
 from service.errors import OutputError
-from service.inference.card import SCHEMA, parse_card
+from service.inference.card import SCHEMA, load_card, parse_card
 from service.inference.repository import ModelRepository
 from service.inference.triton_config import render_config
 
@@ -120,5 +120,5 @@ def _other_versions_slices(model_dir: Path, version: str) -> set[int]:
     for folder in model_dir.iterdir():
         card_path = folder / "card.json"
         if folder.name.isdigit() and folder.name != version and card_path.is_file():
-            found.add(int(json.loads(card_path.read_text(encoding="utf-8"))["context_slices"]))
+            found.add(load_card(card_path).context_slices)  # a broken card is named, before any write
     return found

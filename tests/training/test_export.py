@@ -173,3 +173,16 @@ def test_a_failed_export_leaves_the_repository_as_it_was(tmp_path: Path) -> None
     after = {p.relative_to(repo): p.read_bytes() for p in repo.rglob("*") if p.is_file()}
     assert after == before  # no version 7, no pet_new, card.json and config.pbtxt unchanged
     assert not (repo / "pet_tiny" / "7").exists() and not (repo / "pet_new").exists()
+
+
+def test_an_export_beside_a_broken_version_card_names_it_and_writes_nothing(tmp_path: Path) -> None:
+    from service.inference.card import CardError
+
+    repo = tmp_path / "repository"
+    onnx3, card3 = _tiny_pet_model(tmp_path, 3, "pet_tiny")
+    write_entry(repo, onnx_path=onnx3, card=card3)
+    (repo / "pet_tiny" / "3" / "card.json").write_text("{not json")
+    onnx7, card7 = _tiny_pet_model(tmp_path, 7, "pet_tiny")
+    with pytest.raises(CardError, match=r"3/card\.json"):
+        write_entry(repo, onnx_path=onnx7, card=card7)
+    assert not (repo / "pet_tiny" / "7").exists()
