@@ -17,7 +17,8 @@ Printed, summed over the subjects, in the body mask:
   coarser than a 3-voxel Gaussian; the in-plane fine detail SD (image minus its sigma 1.5 voxel
   in-plane Gaussian) of the model and of the noise-free image (below: the model smooths);
 - per lesion: SUVmax of the model, the full dose and the noise-free image, and the signed bias of the
-  model against each (%).
+  model against each (%); and the signed lesion SUVmax bias against the full dose, averaged per subject
+  and then over subjects (the card's lesion figure with its sign: docs/training.md's "signed mean").
 """
 
 from __future__ import annotations
@@ -76,9 +77,12 @@ def main() -> int:
         k: 0.0 for k in ("model", "low", "gauss1", "full", "model_coarse", "fine_model", "fine_exp", "n")
     }
     lesions: list[str] = []
-    for n, subject in enumerate(iter_dataset(args.data, "pet")):
-        if n >= args.subjects:
+    signed: list[float] = []  # per subject: mean signed lesion SUVmax bias vs the full dose (%)
+    analysed = 0
+    for subject in iter_dataset(args.data, "pet"):
+        if analysed >= args.subjects:
             break
+        analysed += 1
         index = int(json.loads((subject.folder / "subject.json").read_text())["index"])
         _, pet = subject_pet(options, index, noise_free=True)
         full, low = subject.images[preset.dataset_target].array, subject.images[preset.dataset_input].array
@@ -104,6 +108,11 @@ def main() -> int:
                     f"full {100 * (top['model'] / top['full'] - 1):+.1f} %, vs noise-free "
                     f"{100 * (top['model'] / top['exp'] - 1):+.1f} %"
                 )
+        # As export.evaluate.label_biases finds lesions (the whole labels image), but with the sign kept.
+        ids = [v for v in np.unique(labels) if v >= LESION_LABEL_BASE]
+        if ids:
+            biases = [100 * (model[labels == v].max() / max(full[labels == v].max(), 1e-6) - 1) for v in ids]
+            signed.append(float(np.mean(biases)))
         err = np.where(body, model - exp, 0.0)
         scale["model"] += float((err[body] ** 2).sum())
         scale["low"] += float(((low - exp)[body] ** 2).sum())
@@ -115,7 +124,7 @@ def main() -> int:
         scale["n"] += float(body.sum())
         print(f"{subject.name}: analysed", flush=True)
     total = sum(row[2] for row in tissues.values())
-    print(f"\n{card.name} v{card.version}, {n if n < args.subjects else args.subjects} subjects, body mask")
+    print(f"\n{card.name} v{card.version}, {analysed} subjects, body mask")
     print(
         "tissue           voxels  SUV   share  MSE model  MSE noise-free  MSE low  SUVmean bias vs noise-free"
     )
@@ -133,6 +142,11 @@ def main() -> int:
         f"{100 * scale['model_coarse'] / scale['model']:.0f} %; fine detail SD model "
         f"{np.sqrt(scale['fine_model'] / v):.3f}, noise-free {np.sqrt(scale['fine_exp'] / v):.3f} SUV"
     )
+    if signed:
+        print(
+            f"lesion SUVmax bias vs full dose, signed, mean of {len(signed)} subjects' means: "
+            f"{np.mean(signed):+.2f} %"
+        )
     print("\n".join(lesions))
     return 0
 
