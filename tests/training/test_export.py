@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from export.onnx_export import export_best, load_best
@@ -84,15 +85,32 @@ def test_card_is_validated_before_anything_is_written(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
-class _Session:
-    """An inference session that returns what it is given, plus ``delta`` outside ``inside``."""
+def _offset_session(inside: np.ndarray, delta: float) -> ort.InferenceSession:
+    """A real ONNX Runtime session of a two-node graph: the input's first channel, plus ``delta``
+    outside ``inside`` (``(h, w)``)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
 
-    def __init__(self, inside: np.ndarray, delta: float) -> None:
-        self.inside, self.delta = inside, delta
-
-    def run(self, _names: object, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        x = feeds["input"][:, :1]
-        return [np.where(self.inside, x, x + self.delta).astype(np.float32)]
+    h, w = inside.shape
+    offset = np.where(inside, 0.0, delta).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["first"]),
+            helper.make_node("Add", ["first", "offset"], ["output"]),
+        ],
+        "offset_outside",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, h, w])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", 1, h, w])],
+        initializer=[
+            numpy_helper.from_array(np.array([0], np.int64), "starts"),
+            numpy_helper.from_array(np.array([1], np.int64), "ends"),
+            numpy_helper.from_array(np.array([1], np.int64), "axes"),
+            numpy_helper.from_array(offset, "offset"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def test_parity_on_real_slices_counts_the_served_body_only() -> None:
@@ -109,7 +127,7 @@ def test_parity_on_real_slices_counts_the_served_body_only() -> None:
     batch = np.random.default_rng(0).uniform(-1, 1, size=(1, 3, 16, 16)).astype(np.float32)
     body = np.zeros((16, 16), dtype=bool)
     body[4:12, 4:12] = True
-    session = _Session(body, 0.01)  # 0.01 network units = 20.5 HU, outside the body only
+    session = _offset_session(body, 0.01)  # 0.01 network units = 20.5 HU, outside the body only
     norm, native, anywhere = _compare(session, _First(), batch, params, body)
     assert norm == 0.0 and native == 0.0
     assert anywhere == pytest.approx(0.01 * (3071 + 1024) / 2, rel=1e-3)
