@@ -38,9 +38,9 @@ KEYS = [
     ("input_psnr_db", "input PSNR (dB)"),
     ("body_suvmean_bias_percent", "body SUVmean bias (%)"),
     ("organ_suvmean_bias_mean_abs_percent", "organ SUVmean |bias|, mean over organs (%)"),
-    ("organ_suvmean_bias_max_abs_percent", "organ SUVmean |bias|, worst organ (%)"),
+    ("organ_suvmean_bias_max_abs_percent", "organ SUVmean |bias|, each subject's worst organ (%)"),
     ("lesion_suvmax_bias_mean_abs_percent", "lesion SUVmax |bias|, mean over lesions (%)"),
-    ("lesion_suvmax_bias_max_abs_percent", "lesion SUVmax |bias|, worst lesion (%)"),
+    ("lesion_suvmax_bias_max_abs_percent", "lesion SUVmax |bias|, each subject's worst lesion (%)"),
 ]
 
 
