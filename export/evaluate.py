@@ -150,19 +150,30 @@ def pet_scores(
     return row
 
 
+def lesion_suvmax_biases(full: np.ndarray, out: np.ndarray, labels: np.ndarray) -> dict[int, float]:
+    """Signed SUVmax bias (percent) of ``out`` against ``full`` for each lesion label of ``labels``
+    (values ≥ LESION_LABEL_BASE, over the whole image), by label value in ascending order."""
+    from models.simulation.dataset import LESION_LABEL_BASE
+
+    biases: dict[int, float] = {}
+    for value in np.unique(labels):
+        if value >= LESION_LABEL_BASE:
+            region = labels == value
+            biases[int(value)] = 100 * (float(out[region].max()) / max(float(full[region].max()), 1e-6) - 1)
+    return biases
+
+
 def label_biases(full: np.ndarray, out: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Organ SUVmean and lesion SUVmax biases (percent), summarised as mean and max of |bias|."""
     from models.simulation.dataset import LESION_LABEL_BASE
 
-    organ, lesion = [], []
+    organ = []
     for value in np.unique(labels):
         region = labels == value
-        if value == 0 or region.sum() < (1 if value >= LESION_LABEL_BASE else 50):
+        if value == 0 or value >= LESION_LABEL_BASE or region.sum() < 50:
             continue
-        if value >= LESION_LABEL_BASE:
-            lesion.append(100 * (float(out[region].max()) / max(float(full[region].max()), 1e-6) - 1))
-        else:
-            organ.append(100 * (float(out[region].mean()) / max(float(full[region].mean()), 1e-6) - 1))
+        organ.append(100 * (float(out[region].mean()) / max(float(full[region].mean()), 1e-6) - 1))
+    lesion = list(lesion_suvmax_biases(full, out, labels).values())
     nan = float("nan")
     return {
         "organ_suvmean_bias_mean_abs_percent": float(np.mean(np.abs(organ))) if organ else nan,

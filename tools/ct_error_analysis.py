@@ -25,6 +25,7 @@ from scipy import ndimage
 from models.simulation.loader import iter_dataset
 from models.training.config import PRESETS
 from models.training.dataset import DATASET_TASK
+from service.errors import RadTranslateError
 from service.inference.engine import Engine
 from service.inference.repository import default_repository_path
 
@@ -46,6 +47,15 @@ def main() -> int:
     parser.add_argument("--subjects", type=int, default=3)
     parser.add_argument("--repository", type=Path, default=default_repository_path())
     args = parser.parse_args()
+    if args.subjects < 1:
+        parser.error(f"--subjects must be at least 1, got {args.subjects}: pass a positive count.")
+    try:
+        return run(args, parser)
+    except RadTranslateError as exc:  # a missing folder or model, a damaged subject: named, no traceback
+        parser.error(str(exc))
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     engine = Engine(args.repository)
     card = engine.get_model(args.model, args.version)
     if card.output.modality.value != "CT":

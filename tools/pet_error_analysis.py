@@ -30,11 +30,13 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from export.evaluate import lesion_suvmax_biases
 from export.score import preset_for
 from models.simulation.anatomy import Site
 from models.simulation.dataset import LESION_LABEL_BASE, DatasetOptions, Task, subject_pet
 from models.simulation.loader import iter_dataset
 from models.simulation.tissues import Tissue
+from service.errors import RadTranslateError
 from service.inference.card import Task as ModelTask
 from service.inference.engine import Engine
 from service.inference.repository import default_repository_path
@@ -57,12 +59,23 @@ def main() -> int:
     parser.add_argument("--subjects", type=int, default=4)
     parser.add_argument("--repository", type=Path, default=default_repository_path())
     args = parser.parse_args()
+    if args.subjects < 1:
+        parser.error(f"--subjects must be at least 1, got {args.subjects}: pass a positive count.")
+    try:
+        return run(args, parser)
+    except RadTranslateError as exc:  # a missing folder or model, a damaged subject: named, no traceback
+        parser.error(str(exc))
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     engine = Engine(args.repository)
     card = engine.get_model(args.model, args.version)
     if card.task is not ModelTask.PET_DENOISE:
         parser.error(f"--model {card.name!r} is a {card.task.value} model: pass a low-dose PET model.")
     preset = preset_for(card)  # refuses a card without an integer dose-reduction factor
     drf = int(preset.dataset_input.removeprefix("pet_low_drf"))
+    if not (args.data / "dataset.json").is_file():
+        parser.error(f"--data {str(args.data)!r} has no dataset.json: pass a folder that simulate wrote.")
     meta = json.loads((args.data / "dataset.json").read_text())
     if meta.get("task") != "pet" or not meta.get("labels") or drf not in meta.get("drfs", []):
         parser.error(f"--data {str(args.data)!r} is not a simulated PET set with labels and DRF {drf}.")
@@ -108,11 +121,10 @@ def main() -> int:
                     f"full {100 * (top['model'] / top['full'] - 1):+.1f} %, vs noise-free "
                     f"{100 * (top['model'] / top['exp'] - 1):+.1f} %"
                 )
-        # As export.evaluate.label_biases finds lesions (the whole labels image), but with the sign kept.
-        ids = [v for v in np.unique(labels) if v >= LESION_LABEL_BASE]
-        if ids:
-            biases = [100 * (model[labels == v].max() / max(full[labels == v].max(), 1e-6) - 1) for v in ids]
-            signed.append(float(np.mean(biases)))
+        # The lesions and biases the card's lesion figure averages, with their sign.
+        biases = lesion_suvmax_biases(full, model, labels)
+        if biases:
+            signed.append(float(np.mean(list(biases.values()))))
         err = np.where(body, model - exp, 0.0)
         scale["model"] += float((err[body] ** 2).sum())
         scale["low"] += float(((low - exp)[body] ** 2).sum())

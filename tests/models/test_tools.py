@@ -131,3 +131,21 @@ def test_ct_error_analysis_figures_match_a_recomputation(cbct_set: Path, pet_set
     done = _tool("ct_error_analysis.py", "--model", PET_MODEL, "--data", str(pet_set))
     assert done.returncode == 2
     assert f"--model {PET_MODEL!r} translates to PT, not CT: pass a CT model" in done.stderr
+
+
+def test_the_tools_answer_bad_arguments_with_a_message_not_a_traceback(tmp_path: Path) -> None:
+    missing = tmp_path / "absent"
+    cases = [
+        ("pet_error_analysis.py", ["--model", PET_MODEL, "--data", str(missing)], "has no dataset.json"),
+        ("ct_error_analysis.py", ["--model", CT_MODEL, "--data", str(missing)], "does not exist: check"),
+        ("pet_error_analysis.py", ["--model", "no_such_model", "--data", str(missing)], "no_such_model"),
+        ("ct_error_analysis.py", ["--model", "no_such_model", "--data", str(missing)], "no_such_model"),
+    ]
+    for tool in ("pet_error_analysis.py", "ct_error_analysis.py"):
+        model = PET_MODEL if tool.startswith("pet") else CT_MODEL
+        args = ["--model", model, "--data", str(tmp_path), "--subjects", "0"]
+        cases.append((tool, args, "--subjects must be at least 1, got 0"))
+    for tool, args, message in cases:
+        done = _tool(tool, *args)
+        assert done.returncode == 2, (tool, args, done.stderr)
+        assert message in done.stderr and "Traceback" not in done.stderr, (tool, args, done.stderr)
