@@ -8,6 +8,8 @@ Outputs in ``config.out``:
   ``ema_decay`` > 0: the moving average of those weights, which is also what is validated).
 - ``metrics.jsonl``: one JSON object per epoch (losses averaged over the epoch, validation MAE in
   native units, i.e. HU or SUV, inside the dataset's body mask).
+- ``timing.json``: wall seconds and hardware per session, summed over resumptions; rewritten after every
+  epoch, so a killed session keeps its time up to the checkpoint a resume continues from.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,11 +73,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _record_timing(path: Path, seconds: float, epochs: int, device: torch.device) -> None:
-    """Accumulate wall time over a run and its resumptions, with the hardware it ran on."""
-    previous: dict[str, Any] = (
-        json.loads(path.read_text()) if path.exists() else {"seconds_total": 0.0, "sessions": []}
-    )
+def _timing_before(path: Path, resume: bool) -> dict[str, Any]:
+    """The run's ``timing.json`` before this session (a new run starts from nothing)."""
+    if resume and path.exists():
+        return dict(json.loads(path.read_text()))
+    return {"seconds_total": 0.0, "sessions": []}
+
+
+def _record_timing(
+    path: Path, before: Mapping[str, Any], seconds: float, epochs: int, device: torch.device
+) -> None:
+    """Write the run's wall time: ``before`` (earlier sessions) plus this session so far, with its hardware.
+
+    Called after every epoch's checkpoint, so a session that is killed keeps its time up to the epoch a
+    resume continues from.
+    """
     session = {
         "seconds": round(seconds, 1),
         "epochs": epochs,
@@ -84,10 +96,12 @@ def _record_timing(path: Path, seconds: float, epochs: int, device: torch.device
         "torch_threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
-    previous["sessions"].append(session)
-    previous["seconds_total"] = round(previous["seconds_total"] + seconds, 1)
+    timing = {
+        "seconds_total": round(float(before["seconds_total"]) + seconds, 1),
+        "sessions": [*before["sessions"], session],
+    }
     with atomic_file(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(previous, indent=2) + "\n")
+        tmp.write_text(json.dumps(timing, indent=2) + "\n")
 
 
 def _best_payload(
@@ -197,6 +211,8 @@ def train(
                 "what one run with these options would give: record both sessions' options.",
                 start_epoch, config.lr, config.epochs, config.decay_epochs,
             )  # fmt: skip
+    timing_path = config.out / "timing.json"
+    timing_before = _timing_before(timing_path, resume)
     for epoch in range(start_epoch, config.epochs):
         family.train(True)
         lr = config.lr_at(epoch)
@@ -249,12 +265,15 @@ def train(
                 **({} if average is None else {"ema": average.state_dict()}),
             },
         )
+        _record_timing(
+            timing_path, timing_before, time.perf_counter() - started, epoch + 1 - start_epoch, device
+        )
         log.info("epoch %d: %s", epoch + 1, record)
     if not val_subjects:
         final = served if average is None else average.module
         _save(best_path, _best_payload(config, final, config.epochs, None))
     _record_timing(
-        config.out / "timing.json", time.perf_counter() - started, config.epochs - start_epoch, device
+        timing_path, timing_before, time.perf_counter() - started, config.epochs - start_epoch, device
     )
     return TrainResult(
         epochs_run=config.epochs - start_epoch,

@@ -57,6 +57,44 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path: Path) -> None:
     assert any(not torch.equal(b[k], c[k]) for k in b)
 
 
+def test_a_killed_session_keeps_its_time_and_the_resume_adds_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import models.training.loop as loop
+
+    subjects = prepared(Task.MR_TO_CT, range(2))
+    run = tmp_path / "run"
+    real_validate, calls = loop.validate, []
+
+    def validate_then_die(*args: object, **kwargs: object) -> float | None:
+        calls.append(1)
+        if len(calls) == 2:  # the session dies in epoch 2, after epoch 1's checkpoint
+            raise KeyboardInterrupt
+        return real_validate(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "validate", validate_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(Task.MR_TO_CT, run, 3), subjects[:1], subjects[1:], progress=False)
+    killed = json.loads((run / "timing.json").read_text())
+    assert [s["epochs"] for s in killed["sessions"]] == [1]
+    first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["session_elapsed_s"]
+    assert first <= killed["seconds_total"] == killed["sessions"][0]["seconds"]
+    monkeypatch.setattr(loop, "validate", real_validate)
+    result = train(_config(Task.MR_TO_CT, run, 3), subjects[:1], subjects[1:], progress=False, resume=True)
+    timing = json.loads((run / "timing.json").read_text())
+    assert [s["epochs"] for s in timing["sessions"]] == [1, 2]
+    assert timing["sessions"][0] == killed["sessions"][0]
+    assert timing["sessions"][1]["seconds"] == pytest.approx(result.seconds, abs=0.1)
+    assert timing["seconds_total"] == pytest.approx(sum(s["seconds"] for s in timing["sessions"]), abs=0.11)
+    # A new run (no checkpoint to resume) does not inherit a timing.json left in its folder.
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "timing.json").write_text(json.dumps(killed))
+    train(_config(Task.MR_TO_CT, tmp_path / "new", 1), subjects[:1], subjects[1:], progress=False)
+    fresh = json.loads((tmp_path / "new" / "timing.json").read_text())
+    assert [s["epochs"] for s in fresh["sessions"]] == [1]
+    assert fresh["seconds_total"] == fresh["sessions"][0]["seconds"]
+
+
 def test_existing_run_is_not_overwritten_and_resume_checks_options(tmp_path: Path) -> None:
     from service.inference.card import Task
 
