@@ -52,6 +52,8 @@ def _training_record(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
     timing = run_dir / "timing.json"
     if timing.exists():
         record["timing"] = json.loads(timing.read_text())
+    if payload.get("init") is not None:  # a warm start: the parent run's checkpoint, options and time
+        record["initialised_from"] = payload["init"]
     return record
 
 

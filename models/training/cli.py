@@ -79,6 +79,15 @@ def register(subparsers: Any) -> None:
         help="validate and export an exponential moving average of the generator's weights with this decay "
         "per step (e.g. 0.998; default 0: the weights themselves)",
     )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help="start the networks from another run's checkpoint.pt (same task and generator; fresh "
+        "optimisers, epoch counter and schedule): a warm restart, or fine-tuning on a site's own data; "
+        "recorded in the card",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in OUT from its last epoch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -142,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         paired_l1=args.paired_l1,
         ema_decay=args.ema_decay,
         loss_weights=_loss_weights(args.loss_weight) or None,
+        init_from=args.init_from,
     )
     train_set, val_set = load_prepared(config)
     print(f"training {config.task.value}: {len(train_set)} subjects, validating on {len(val_set)}")

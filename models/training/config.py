@@ -156,12 +156,15 @@ class TrainConfig:
     decay_epochs: int = 0  # last epochs over which the learning rate falls linearly towards 0
     loss_weights: dict[str, float] | None = None  # overrides of the preset's LossWeights, by field name
     ema_decay: float = 0.0  # > 0: validate and export an EMA of the generator's weights (training/ema.py)
+    init_from: Path | None = None  # a parent run's checkpoint.pt whose networks this run starts from
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task.parse(self.task))
         object.__setattr__(self, "data", Path(self.data))
         object.__setattr__(self, "out", Path(self.out))
+        if self.init_from is not None:
+            object.__setattr__(self, "init_from", Path(self.init_from))
         for name in ("epochs", "steps_per_epoch", "batch_size", "crop_px"):
             if int(getattr(self, name)) < 1:
                 raise OptionError(f"{name} must be ≥ 1, got {getattr(self, name)}.")
@@ -260,6 +263,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(task=self.task.value, data=str(self.data), out=str(self.out))
+        data["init_from"] = None if self.init_from is None else str(self.init_from)
         data["generator"] = self.generator_spec.to_dict()
         return data
 

@@ -8,6 +8,8 @@ Outputs in ``config.out``:
   ``ema_decay`` > 0: the moving average of those weights, which is also what is validated).
 - ``metrics.jsonl``: one JSON object per epoch (losses averaged over the epoch, validation MAE in
   native units, i.e. HU or SUV, inside the dataset's body mask).
+- With ``config.init_from``, the networks start at a parent run's checkpoint (``warm_start.py``); the
+  parent is recorded in ``checkpoint.pt`` and ``best.pt``.
 - ``timing.json``: wall seconds and hardware per session, summed over resumptions; rewritten after every
   epoch, so a killed session keeps its time up to the checkpoint a resume continues from.
 """
@@ -34,6 +36,7 @@ from models.training.data import PreparedSubject, SliceSampler
 from models.training.ema import WeightAverage
 from models.training.families import build_family
 from models.training.predict import masked_mae, predict_native
+from models.training.warm_start import apply_parent, check_resumed_parent, load_parent, parent_record
 from service.atomic import atomic_file
 from service.errors import OptionError
 from service.inference.normalisation import parse_normalisation
@@ -105,7 +108,11 @@ def _record_timing(
 
 
 def _best_payload(
-    config: TrainConfig, module: torch.nn.Module, epoch: int, val_mae: float | None
+    config: TrainConfig,
+    module: torch.nn.Module,
+    epoch: int,
+    val_mae: float | None,
+    init: dict[str, Any] | None,
 ) -> dict[str, Any]:
     return {
         "family": config.preset.family,
@@ -114,6 +121,7 @@ def _best_payload(
         "epoch": epoch,
         "val_mae": val_mae,
         "config": config.to_dict(),
+        "init": init,
     }
 
 
@@ -164,6 +172,11 @@ def train(
     family.to(device)
     served = family.export_module()  # shares the trained generator's weights
     average = WeightAverage(served, config.ema_decay) if config.ema_decay else None
+    init: dict[str, Any] | None = None
+    if config.init_from is not None and not resume:
+        parent = load_parent(config.init_from, config, device)
+        apply_parent(parent, family, average)
+        init = parent_record(config.init_from, parent)
     sampler = SliceSampler(
         train_subjects,
         context_slices=spec.in_channels,
@@ -204,6 +217,8 @@ def train(
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"].cpu())
         start_epoch, best_mae, best_epoch = state["epoch"], state["best_mae"], state["best_epoch"]
+        init = state.get("init")
+        check_resumed_parent(config, init)
         if not config.schedule_agrees(state["config"], start_epoch):
             log.warning(
                 "--resume: epochs 1-%d ran at learning rates other than this run's schedule "
@@ -250,7 +265,7 @@ def train(
             fh.write(json.dumps(record) + "\n")
         if val_mae is not None and (best_mae is None or val_mae < best_mae):
             best_mae, best_epoch = val_mae, epoch + 1
-            _save(best_path, _best_payload(config, validated, epoch + 1, val_mae))
+            _save(best_path, _best_payload(config, validated, epoch + 1, val_mae, init))
         _save(
             ckpt_path,
             {
@@ -262,6 +277,7 @@ def train(
                 "best_epoch": best_epoch,
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
+                "init": init,
                 **({} if average is None else {"ema": average.state_dict()}),
             },
         )
@@ -271,7 +287,7 @@ def train(
         log.info("epoch %d: %s", epoch + 1, record)
     if not val_subjects:
         final = served if average is None else average.module
-        _save(best_path, _best_payload(config, final, config.epochs, None))
+        _save(best_path, _best_payload(config, final, config.epochs, None, init))
     _record_timing(
         timing_path, timing_before, time.perf_counter() - started, config.epochs - start_epoch, device
     )

@@ -1,0 +1,160 @@
+"""``train --init-from``: a run starts at a parent run's networks (fresh optimisers); the card names it."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from export.cli import _training_record
+from models.networks import GeneratorSpec
+from models.training.config import TrainConfig
+from models.training.loop import train
+from service.cli.main import main
+from service.errors import OptionError
+from service.inference.card import Task
+from tests.training.conftest import TINY, prepared
+
+
+def _config(out: Path, **kw: object) -> TrainConfig:
+    base: dict[str, object] = dict(
+        task=Task.PET_DENOISE, data=out, out=out, epochs=1, steps_per_epoch=2, batch_size=2, crop_px=32,
+        generator=TINY[Task.PET_DENOISE], threads=1, seed=3, ema_decay=0.9,
+    )  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def _state(path: Path) -> dict[str, object]:
+    loaded: dict[str, object] = torch.load(path, weights_only=False)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished two-epoch PET run with a weight average (its checkpoint.pt)."""
+    out = tmp_path_factory.mktemp("parent") / "run"
+    subjects = prepared(Task.PET_DENOISE, range(2))
+    train(_config(out, epochs=2), subjects[:1], subjects[1:], progress=False)
+    return out / "checkpoint.pt"
+
+
+def test_the_child_starts_at_the_parents_networks_and_average_with_fresh_optimisers(
+    parent: Path, tmp_path: Path
+) -> None:
+    subjects = prepared(Task.PET_DENOISE, range(2))
+    # A learning rate of 1e-12 leaves the weights where they started, so the child's weights after its
+    # epoch show where it started: at the parent's.
+    train(_config(tmp_path / "child", lr=1e-12, init_from=parent), subjects[:1], subjects[1:], progress=False)
+    train(_config(tmp_path / "fresh", lr=1e-12), subjects[:1], subjects[1:], progress=False)
+    mother, child, fresh = (
+        _state(p)
+        for p in (parent, tmp_path / "child" / "checkpoint.pt", tmp_path / "fresh" / "checkpoint.pt")
+    )
+    for net in ("g", "d"):
+        theirs = mother["family"]["modules"][net]  # type: ignore[index]
+        mine = child["family"]["modules"][net]  # type: ignore[index]
+        new = fresh["family"]["modules"][net]  # type: ignore[index]
+        params = [k for k, v in theirs.items() if v.is_floating_point() and "running" not in k]
+        assert params
+        assert all(torch.allclose(mine[k], theirs[k], atol=1e-6) for k in params)
+        assert not all(torch.allclose(new[k], theirs[k], atol=1e-6) for k in params)
+    # The average continues from the parent's average (decay 0.9 over 2 steps of unchanged weights).
+    avg_parent = mother["ema"]["module"]  # type: ignore[index]
+    avg_child = child["ema"]["module"]  # type: ignore[index]
+    weights = mother["family"]["modules"]["g"]  # type: ignore[index]
+    key = next(k for k, v in avg_parent.items() if v.is_floating_point() and "running" not in k)
+    expected = 0.81 * avg_parent[key] + 0.19 * weights[key]
+    assert torch.allclose(avg_child[key], expected, atol=1e-6)
+    # Fresh optimisers: Adam has counted the child's 2 steps, not the parent's 4 as well.
+    steps = {float(s["step"]) for s in child["family"]["optimisers"]["g"]["state"].values()}  # type: ignore[index]
+    assert steps == {2.0}
+    assert child["epoch"] == 1
+
+
+def test_the_parent_is_recorded_in_the_checkpoint_best_and_card(parent: Path, tmp_path: Path) -> None:
+    subjects = prepared(Task.PET_DENOISE, range(2))
+    out = tmp_path / "child"
+    train(_config(out, init_from=parent), subjects[:1], subjects[1:], progress=False)
+    best = _state(out / "best.pt")
+    record = _training_record(out, best)["initialised_from"]
+    assert record["sha256"] == hashlib.sha256(parent.read_bytes()).hexdigest()
+    assert record["epoch"] == 2 and record["config"]["epochs"] == 2
+    assert record["timing"]["seconds_total"] > 0
+    assert _state(out / "checkpoint.pt")["init"] == record
+    assert best["config"]["init_from"] == str(parent)  # type: ignore[index]
+    # A run without a parent records none.
+    train(_config(tmp_path / "plain"), subjects[:1], subjects[1:], progress=False)
+    assert "initialised_from" not in _training_record(
+        tmp_path / "plain", _state(tmp_path / "plain" / "best.pt")
+    )
+
+
+def test_a_resumed_warm_start_keeps_its_parent_and_refuses_another(parent: Path, tmp_path: Path) -> None:
+    subjects = prepared(Task.PET_DENOISE, range(2))
+    out = tmp_path / "child"
+    train(_config(out, init_from=parent), subjects[:1], subjects[1:], progress=False)
+    recorded = _state(out / "checkpoint.pt")["init"]
+    train(_config(out, epochs=2), subjects[:1], subjects[1:], progress=False, resume=True)
+    assert _state(out / "checkpoint.pt")["init"] == recorded
+    train(_config(out, epochs=3, init_from=parent), subjects[:1], subjects[1:], progress=False, resume=True)
+    other = tmp_path / "other.pt"
+    other.write_bytes(parent.read_bytes() + b"\0")
+    with pytest.raises(OptionError, match=r"was started from parent .*drop --init-from when resuming"):
+        train(
+            _config(out, epochs=4, init_from=other), subjects[:1], subjects[1:], progress=False, resume=True
+        )
+
+
+def test_a_parent_that_cannot_seed_the_run_is_refused_with_the_fix(parent: Path, tmp_path: Path) -> None:
+    subjects = prepared(Task.PET_DENOISE, range(2))
+
+    def start(init: Path, **kw: object) -> None:
+        train(_config(tmp_path / "child", init_from=init, **kw), subjects[:1], subjects[1:], progress=False)
+
+    with pytest.raises(OptionError, match=r"is not a file: pass the checkpoint.pt"):
+        start(tmp_path / "missing.pt")
+    with pytest.raises(OptionError, match=r"is a best.pt .*pass the run's checkpoint.pt"):
+        start(parent.parent / "best.pt")
+    wider = GeneratorSpec.from_dict({**TINY[Task.PET_DENOISE].to_dict(), "channels": [8, 16, 64]})
+    with pytest.raises(OptionError, match=r"was trained with generator .*same --task and generator options"):
+        start(parent, generator=wider)
+    assert not (tmp_path / "child").exists() or not (tmp_path / "child" / "checkpoint.pt").exists()
+
+
+def _dataset(root: Path) -> Path:
+    import numpy as np
+
+    from service.imageio import write_image
+    from service.volume import Modality, Unit, Volume
+    from tests.training.conftest import phantom_pair
+
+    for n in range(2):
+        subject = root / f"P00{n}"
+        subject.mkdir(parents=True)
+        low, full = phantom_pair(Task.PET_DENOISE, n)
+        write_image(low, subject / "pet_low_drf10.nii.gz")
+        write_image(full, subject / "pet_full.nii.gz")
+        mask = (full.array > 0.5).astype(np.float32)
+        write_image(
+            Volume(mask, full.spacing_mm, modality=Modality.PT, unit=Unit.SUVBW), subject / "mask.nii.gz"
+        )
+    return root
+
+
+def test_cli_init_from_starts_the_run_at_the_parent_or_names_the_mismatch(
+    parent: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _dataset(tmp_path / "data")
+    args = [
+        "train", "--task", "pet-denoise", "--data", str(data), "--epochs", "1", "--steps-per-epoch", "1",
+        "--batch-size", "2", "--crop-px", "32", "--context-slices", "3", "--threads", "1", "--seed", "3",
+        "--val-fraction", "0.5", "--ema-decay", "0.9", "--no-progress", "--init-from", str(parent),
+    ]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "a"), "--channels", "8,16,32"]) == 0
+    init = _state(tmp_path / "a" / "checkpoint.pt")["init"]
+    assert init["sha256"] == hashlib.sha256(parent.read_bytes()).hexdigest()  # type: ignore[index]
+    assert main([*args, "--out", str(tmp_path / "b"), "--channels", "8,16,64"]) != 0
+    assert "was trained with generator" in capsys.readouterr().err
