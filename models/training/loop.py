@@ -7,7 +7,8 @@ Outputs in ``config.out``:
 - ``best.pt``: the exported generator's weights at the best validation MAE, with its spec (with
   ``ema_decay`` > 0: the moving average of those weights, which is also what is validated).
 - ``metrics.jsonl``: one JSON object per epoch (losses averaged over the epoch, validation MAE in
-  native units, i.e. HU or SUV, inside the dataset's body mask).
+  native units, i.e. HU or SUV, inside the dataset's body mask); a resume first drops the lines of
+  epochs after its checkpoint, so each epoch appears once.
 - With ``config.init_from``, the networks start at a parent run's checkpoint (``warm_start.py``); the
   parent is recorded in ``checkpoint.pt`` and ``best.pt``.
 - ``timing.json``: wall seconds and hardware per session, summed over resumptions; rewritten after every
@@ -81,6 +82,28 @@ def _timing_before(path: Path, resume: bool) -> dict[str, Any]:
     if resume and path.exists():
         return dict(json.loads(path.read_text()))
     return {"seconds_total": 0.0, "sessions": []}
+
+
+def _metrics_upto(path: Path, epochs: int) -> None:
+    """Keep only the ``metrics.jsonl`` lines of epochs 1..``epochs`` (those a checkpoint holds).
+
+    A session killed between an epoch's metrics line and its checkpoint leaves a line that the resume
+    writes again; a new run (``epochs`` 0) does not append to a file left in its folder.
+    """
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and int(json.loads(line)["epoch"]) <= epochs]
+    if len(kept) == len(lines):
+        return
+    if epochs:
+        log.warning(
+            "metrics.jsonl: dropped %d line(s) of epochs after the checkpoint's epoch %d "
+            "(written by a session that ended before checkpointing them); the resume logs them again.",
+            len(lines) - len(kept), epochs,
+        )  # fmt: skip
+    with atomic_file(path, overwrite=True) as tmp:
+        tmp.write_text("".join(line + "\n" for line in kept))
 
 
 def _record_timing(
@@ -228,6 +251,7 @@ def train(
             )  # fmt: skip
     timing_path = config.out / "timing.json"
     timing_before = _timing_before(timing_path, resume)
+    _metrics_upto(metrics_path, start_epoch)
     for epoch in range(start_epoch, config.epochs):
         family.train(True)
         lr = config.lr_at(epoch)

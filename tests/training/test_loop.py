@@ -95,6 +95,40 @@ def test_a_killed_session_keeps_its_time_and_the_resume_adds_its_own(
     assert fresh["seconds_total"] == fresh["sessions"][0]["seconds"]
 
 
+def test_a_session_killed_before_its_checkpoint_leaves_each_epoch_logged_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import models.training.loop as loop
+
+    subjects = prepared(Task.MR_TO_CT, range(2))
+    run = tmp_path / "run"
+    real_save, checkpoints = loop._save, []
+
+    def save_then_die(path: Path, payload: dict[str, object]) -> None:
+        if path.name == "checkpoint.pt":
+            checkpoints.append(1)
+            if len(checkpoints) == 2:  # epoch 2's metrics line is written, its checkpoint is not
+                raise KeyboardInterrupt
+        real_save(path, payload)
+
+    monkeypatch.setattr(loop, "_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(Task.MR_TO_CT, run, 3), subjects[:1], subjects[1:], progress=False)
+    epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+    monkeypatch.setattr(loop, "_save", real_save)
+    train(_config(Task.MR_TO_CT, run, 3), subjects[:1], subjects[1:], progress=False, resume=True)
+    epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+    # A new run does not append to a metrics.jsonl left in its folder.
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text())
+    train(_config(Task.MR_TO_CT, tmp_path / "new", 1), subjects[:1], subjects[1:], progress=False)
+    assert [
+        json.loads(x)["epoch"] for x in (tmp_path / "new" / "metrics.jsonl").read_text().splitlines()
+    ] == [1]
+
+
 def test_existing_run_is_not_overwritten_and_resume_checks_options(tmp_path: Path) -> None:
     from service.inference.card import Task
 
