@@ -77,6 +77,25 @@ def _schedule(config: dict[str, Any]) -> str:
     return f"{rate}, linear decay over the last {decay} of {config.get('epochs')} epochs" if decay else rate
 
 
+def _parents_line(training: dict[str, Any]) -> str | None:
+    """For a warm-started run (``train --init-from``): its chain of parent runs and the time of all."""
+    parent = training.get("initialised_from")
+    if not parent:
+        return None
+    steps, total = [], float(training.get("timing", {}).get("seconds_total", 0.0))
+    while parent:
+        seconds = (parent.get("timing") or {}).get("seconds_total")
+        total += float(seconds or 0.0)
+        shown = "n/a" if seconds is None else seconds
+        digest = str(parent.get("sha256"))[:12]
+        steps.append(
+            f"epoch {parent.get('epoch')} of a run with {_schedule(parent.get('config', {}))} "
+            f"({shown} s; checkpoint sha256 {digest})"
+        )
+        parent = parent.get("init")
+    return f"- warm start from {'; that from '.join(steps)}; {total:.1f} s wall in all"
+
+
 def _earlier(cards: list[dict[str, Any]]) -> list[str]:
     """One line per earlier version still in the repository (servable by pinning its version)."""
     lines = []
@@ -155,6 +174,7 @@ def render(card: dict[str, Any], earlier: list[dict[str, Any]] | None = None) ->
         f"{training.get('config', {}).get('batch_size')} per epoch, "
         f"{_schedule(training.get('config', {}))}, "
         f"{timing.get('seconds_total', 'n/a')} s wall on {machines} ({devices})",
+        *([line] if (line := _parents_line(training)) else []),
         _parity_line(card.get("parity", {})),
         "",
         "| held-out metric | mean |",

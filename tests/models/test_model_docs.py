@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.inference.repository import default_repository_path
-from tools.model_docs import error_budget, render_all
+from tools.model_docs import _parents_line, error_budget, render_all
 
 ROOT = Path(__file__).resolve().parents[2]
 REPOSITORY = default_repository_path()
@@ -44,3 +44,18 @@ def test_error_budget_of_an_empty_band_is_zero() -> None:
     }  # fmt: skip
     budget = error_budget([row])
     assert budget["bone"] == (0.0, 0.0) and budget["soft_tissue"] == (100.0, 20.0) and "air" not in budget
+
+
+def test_a_warm_started_card_names_its_chain_of_parents_and_the_time_of_all() -> None:
+    grandparent = {"epoch": 90, "sha256": "a" * 64, "config": {"lr": 5e-4, "epochs": 90, "decay_epochs": 45},
+                   "timing": {"seconds_total": 100.0}}  # fmt: skip
+    parent = {"epoch": 150, "sha256": "b" * 64, "config": {"lr": 5e-4, "epochs": 150, "decay_epochs": 75},
+              "timing": {"seconds_total": 200.5}, "init": grandparent}  # fmt: skip
+    line = _parents_line({"timing": {"seconds_total": 50.0}, "initialised_from": parent})
+    assert line == (
+        "- warm start from epoch 150 of a run with learning rate 0.0005, linear decay over the last 75 "
+        "of 150 epochs (200.5 s; checkpoint sha256 bbbbbbbbbbbb); that from epoch 90 of a run with "
+        "learning rate 0.0005, linear decay over the last 45 of 90 epochs (100.0 s; checkpoint sha256 "
+        "aaaaaaaaaaaa); 350.5 s wall in all"
+    )
+    assert _parents_line({"timing": {"seconds_total": 50.0}}) is None
