@@ -11,6 +11,7 @@ from torch import nn
 
 from models.networks import GeneratorSpec, size_multiple
 from models.training.families import build_export_module
+from models.training.torch_files import load_torch_file
 from service.atomic import atomic_file
 from service.errors import InputError, OptionError
 
@@ -26,8 +27,10 @@ def load_best(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise InputError(
             f"checkpoint {str(path)!r} not found: pass the best.pt written by 'radtranslate train'."
         )
-    payload = torch.load(path, weights_only=False, map_location="cpu")
-    if not isinstance(payload, dict) or not {"family", "spec", "state"} <= set(payload):
+    payload = load_torch_file(
+        path, what="checkpoint", fix="pass the best.pt written by 'radtranslate train'."
+    )
+    if not {"family", "spec", "state"} <= set(payload):
         raise InputError(
             f"{path} is not a radtranslate generator checkpoint (needs family, spec, state): pass best.pt."
         )

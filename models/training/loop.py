@@ -37,6 +37,7 @@ from models.training.data import PreparedSubject, SliceSampler
 from models.training.ema import WeightAverage
 from models.training.families import build_family
 from models.training.predict import masked_mae, predict_native
+from models.training.torch_files import load_torch_file
 from models.training.warm_start import apply_parent, check_resumed_parent, load_parent, parent_record
 from service.atomic import atomic_file
 from service.errors import OptionError
@@ -228,7 +229,13 @@ def train(
             "check --out, or drop --resume to start a new run."
         )
     if resume:
-        state = torch.load(ckpt_path, weights_only=False, map_location=device)
+        state = load_torch_file(
+            ckpt_path,
+            what="--resume",
+            fix="the run's last checkpoint cannot be read: start the run again in a new --out folder.",
+            error=OptionError,
+            map_location=device,
+        )
         if state["fingerprint"] != config.fingerprint():
             raise OptionError(
                 f"--resume: the checkpoint was made with {state['fingerprint']}, this run asks for "

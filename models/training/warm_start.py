@@ -24,6 +24,7 @@ import torch
 from models.training.config import TrainConfig
 from models.training.ema import WeightAverage
 from models.training.families import Family
+from models.training.torch_files import load_torch_file
 from service.errors import OptionError
 
 
@@ -41,11 +42,16 @@ def load_parent(path: Path, config: TrainConfig, device: torch.device) -> dict[s
         raise OptionError(
             f"--init-from: {path} is not a file: pass the checkpoint.pt of a finished or stopped run."
         )
-    state = torch.load(path, weights_only=False, map_location=device)
-    if not isinstance(state, dict) or "family" not in state or "fingerprint" not in state:
-        kind = "a best.pt (the served generator alone)" if isinstance(state, dict) and "spec" in state else (
-            "not a training checkpoint"
-        )  # fmt: skip
+    state = load_torch_file(
+        path,
+        what="--init-from",
+        fix="pass the checkpoint.pt of a finished or stopped run (a shipped model cannot seed a run: "
+        "train its card's command, or keep that run's folder).",
+        error=OptionError,
+        map_location=device,
+    )
+    if "family" not in state or "fingerprint" not in state:
+        kind = "a best.pt (the served generator alone)" if "spec" in state else "not a training checkpoint"
         raise OptionError(
             f"--init-from: {path} is {kind}; a warm start needs every network of the family: "
             "pass the run's checkpoint.pt."

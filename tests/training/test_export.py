@@ -17,6 +17,7 @@ from models.networks import GeneratorSpec, size_multiple
 from models.training.config import PRESETS, TrainConfig
 from models.training.loop import train
 from models.training.predict import predict_native
+from service.errors import InputError
 from service.inference.card import Task
 from service.inference.engine import Engine
 from service.inference.normalisation import parse_normalisation
@@ -71,6 +72,18 @@ def test_export_parity_repository_and_engine_agree_with_training(task: Task, tmp
     assert served.same_grid(source)
     assert served.unit.value == preset.output["unit"]
     np.testing.assert_allclose(served.array, expected, atol=TOLERANCE[task])
+
+
+def test_a_file_that_is_not_a_best_pt_is_named_with_the_fix(tmp_path: Path) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "models/repository/pet_denoise_brain_drf10/4/model.onnx"
+    with pytest.raises(InputError, match=r"^checkpoint: .*model.onnx is an ONNX model .*pass the best.pt"):
+        load_best(shipped)
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    with pytest.raises(InputError, match=r"notes.pt is not a PyTorch file \(\w+\): pass the best.pt"):
+        load_best(text)
+    with pytest.raises(InputError, match=r"not found: pass the best.pt"):
+        load_best(tmp_path / "missing.pt")
 
 
 def test_card_is_validated_before_anything_is_written(tmp_path: Path) -> None:

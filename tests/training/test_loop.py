@@ -146,6 +146,14 @@ def test_existing_run_is_not_overwritten_and_resume_checks_options(tmp_path: Pat
     assert not (tmp_path / "empty" / "checkpoint.pt").exists()
     with pytest.raises(OptionError, match="use the same options or a new --out folder"):
         train(other, subjects[:1], subjects[1:], progress=False, resume=True)
+    # A checkpoint that cannot be read is named, with the fix, and left as it was.
+    ckpt = tmp_path / "a" / "checkpoint.pt"
+    damaged = ckpt.read_bytes()[:-100]
+    ckpt.write_bytes(damaged)
+    with pytest.raises(OptionError, match=r"^--resume: .*checkpoint.pt is not a PyTorch file .*new --out"):
+        train(_config(Task.MR_TO_CT, tmp_path / "a", 2), subjects[:1], subjects[1:], progress=False,
+              resume=True)  # fmt: skip
+    assert ckpt.read_bytes() == damaged
 
 
 def test_crop_must_fit_the_network(tmp_path: Path) -> None:

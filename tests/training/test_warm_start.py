@@ -17,6 +17,8 @@ from service.errors import OptionError
 from service.inference.card import Task
 from tests.training.conftest import TINY, prepared
 
+REPOSITORY = Path(__file__).resolve().parents[2] / "models" / "repository"
+
 
 def _config(out: Path, **kw: object) -> TrainConfig:
     base: dict[str, object] = dict(
@@ -118,6 +120,17 @@ def test_a_parent_that_cannot_seed_the_run_is_refused_with_the_fix(parent: Path,
         start(tmp_path / "missing.pt")
     with pytest.raises(OptionError, match=r"is a best.pt .*pass the run's checkpoint.pt"):
         start(parent.parent / "best.pt")
+    shipped = REPOSITORY / "pet_denoise_brain_drf10" / "4" / "model.onnx"
+    with pytest.raises(OptionError, match=r"^--init-from: .*model.onnx is an ONNX model .*run.s folder"):
+        start(shipped)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(parent.read_bytes()[:1000])  # a copy that stopped part way
+    with pytest.raises(OptionError, match=r"cut.pt is not a PyTorch file \(\w+\): pass the checkpoint.pt"):
+        start(cut)
+    listed = tmp_path / "list.pt"
+    torch.save([1, 2], listed)
+    with pytest.raises(OptionError, match=r"list.pt holds a list, not a radtranslate checkpoint"):
+        start(listed)
     wider = GeneratorSpec.from_dict({**TINY[Task.PET_DENOISE].to_dict(), "channels": [8, 16, 64]})
     with pytest.raises(OptionError, match=r"was trained with generator .*same --task and generator options"):
         start(parent, generator=wider)
