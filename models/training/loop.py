@@ -85,6 +85,16 @@ def _timing_before(path: Path, resume: bool) -> dict[str, Any]:
     return {"seconds_total": 0.0, "sessions": []}
 
 
+def _epoch_of(path: Path, number: int, line: str) -> int:
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OptionError(
+            f"--resume: line {number} of {path} is not an epoch's record ({type(exc).__name__}): "
+            "delete that line, or start the run again in a new --out folder."
+        ) from None
+
+
 def _metrics_upto(path: Path, epochs: int) -> None:
     """Keep only the ``metrics.jsonl`` lines of epochs 1..``epochs`` (those a checkpoint holds).
 
@@ -93,16 +103,26 @@ def _metrics_upto(path: Path, epochs: int) -> None:
     """
     if not path.exists():
         return
-    lines = path.read_text().splitlines()
-    kept = [line for line in lines if line.strip() and int(json.loads(line)["epoch"]) <= epochs]
-    if len(kept) == len(lines):
+    text = path.read_text()
+    if not epochs:
+        if text:
+            with atomic_file(path, overwrite=True) as tmp:
+                tmp.write_text("")
         return
-    if epochs:
+    lines = [line for line in text.splitlines() if line.strip()]
+    unfinished = bool(lines) and not text.endswith("\n")
+    if unfinished:  # a session killed while appending a line; its epoch is logged again
+        log.warning("metrics.jsonl: dropped an unfinished last line (a session killed while writing it).")
+        lines = lines[:-1]
+    kept = [line for n, line in enumerate(lines, 1) if _epoch_of(path, n, line) <= epochs]
+    if len(kept) < len(lines):
         log.warning(
             "metrics.jsonl: dropped %d line(s) of epochs after the checkpoint's epoch %d "
             "(written by a session that ended before checkpointing them); the resume logs them again.",
             len(lines) - len(kept), epochs,
         )  # fmt: skip
+    elif not unfinished:
+        return
     with atomic_file(path, overwrite=True) as tmp:
         tmp.write_text("".join(line + "\n" for line in kept))
 

@@ -99,6 +99,11 @@ def check_resumed_parent(config: TrainConfig, recorded: dict[str, Any] | None) -
     """On resume, ``--init-from`` (if given) must name the parent the run was started from."""
     if config.init_from is None:
         return
+    if not config.init_from.is_file():
+        raise OptionError(
+            f"--resume --init-from {config.init_from}: no such file: drop --init-from when resuming "
+            "(the run keeps its parent)."
+        )
     if recorded is None or recorded["sha256"] != file_sha256(config.init_from):
         where = "no parent" if recorded is None else f"parent {recorded['checkpoint']}"
         raise OptionError(

@@ -120,6 +120,17 @@ def test_a_session_killed_before_its_checkpoint_leaves_each_epoch_logged_once(
     train(_config(Task.MR_TO_CT, run, 3), subjects[:1], subjects[1:], progress=False, resume=True)
     epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]
+    # A session killed while appending a line leaves it unfinished: the resume drops it and logs the
+    # epoch again; a line that is not an epoch's record is named, and nothing is rewritten.
+    metrics = run / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"epoch": 4, "val_m')
+    train(_config(Task.MR_TO_CT, run, 4), subjects[:1], subjects[1:], progress=False, resume=True)
+    assert [json.loads(x)["epoch"] for x in metrics.read_text().splitlines()] == [1, 2, 3, 4]
+    broken = metrics.read_text().replace('{"epoch": 2', '{"epoch" 2', 1)
+    metrics.write_text(broken)
+    with pytest.raises(OptionError, match=r"line 2 of .*metrics.jsonl is not an epoch's record .*delete"):
+        train(_config(Task.MR_TO_CT, run, 5), subjects[:1], subjects[1:], progress=False, resume=True)
+    assert metrics.read_text() == broken
     # A new run does not append to a metrics.jsonl left in its folder.
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text())

@@ -102,6 +102,11 @@ def test_a_resumed_warm_start_keeps_its_parent_and_refuses_another(parent: Path,
     train(_config(out, epochs=2), subjects[:1], subjects[1:], progress=False, resume=True)
     assert _state(out / "checkpoint.pt")["init"] == recorded
     train(_config(out, epochs=3, init_from=parent), subjects[:1], subjects[1:], progress=False, resume=True)
+    with pytest.raises(OptionError, match=r"missing.pt: no such file: drop --init-from when resuming"):
+        train(
+            _config(out, epochs=4, init_from=tmp_path / "missing.pt"), subjects[:1], subjects[1:],
+            progress=False, resume=True,
+        )  # fmt: skip
     other = tmp_path / "other.pt"
     other.write_bytes(parent.read_bytes() + b"\0")
     with pytest.raises(OptionError, match=r"was started from parent .*drop --init-from when resuming"):
