@@ -8,21 +8,19 @@ Outputs in ``config.out``:
   ``ema_decay`` > 0: the moving average of those weights, which is also what is validated).
 - ``metrics.jsonl``: one JSON object per epoch (losses averaged over the epoch, validation MAE in
   native units, i.e. HU or SUV, inside the dataset's body mask); a resume first drops the lines of
-  epochs after its checkpoint, so each epoch appears once.
+  epochs after its checkpoint, so each epoch appears once (``run_log.py``).
 - With ``config.init_from``, the networks start at a parent run's checkpoint (``warm_start.py``); the
   parent is recorded in ``checkpoint.pt`` and ``best.pt``.
 - ``timing.json``: wall seconds and hardware per session, summed over resumptions; rewritten after every
-  epoch, so a killed session keeps its time up to the checkpoint a resume continues from.
+  epoch, so a killed session keeps its time up to the checkpoint a resume continues from (``run_log.py``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from models.training.data import PreparedSubject, SliceSampler
 from models.training.ema import WeightAverage
 from models.training.families import build_family
 from models.training.predict import masked_mae, predict_native
+from models.training.run_log import metrics_upto, record_timing, timing_before
 from models.training.torch_files import load_torch_file
 from models.training.warm_start import apply_parent, check_resumed_parent, load_parent, parent_record
 from service.atomic import atomic_file
@@ -76,79 +75,6 @@ def resolve_device(name: str) -> torch.device:
             "device 'cuda' asked for, but torch sees no CUDA device: pass --device cpu or auto."
         )
     return torch.device(name)
-
-
-def _timing_before(path: Path, resume: bool) -> dict[str, Any]:
-    """The run's ``timing.json`` before this session (a new run starts from nothing)."""
-    if resume and path.exists():
-        return dict(json.loads(path.read_text()))
-    return {"seconds_total": 0.0, "sessions": []}
-
-
-def _epoch_of(path: Path, number: int, line: str) -> int:
-    try:
-        return int(json.loads(line)["epoch"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise OptionError(
-            f"--resume: line {number} of {path} is not an epoch's record ({type(exc).__name__}): "
-            "delete that line, or start the run again in a new --out folder."
-        ) from None
-
-
-def _metrics_upto(path: Path, epochs: int) -> None:
-    """Keep only the ``metrics.jsonl`` lines of epochs 1..``epochs`` (those a checkpoint holds).
-
-    A session killed between an epoch's metrics line and its checkpoint leaves a line that the resume
-    writes again; a new run (``epochs`` 0) does not append to a file left in its folder.
-    """
-    if not path.exists():
-        return
-    text = path.read_text()
-    if not epochs:
-        if text:
-            with atomic_file(path, overwrite=True) as tmp:
-                tmp.write_text("")
-        return
-    lines = [line for line in text.splitlines() if line.strip()]
-    unfinished = bool(lines) and not text.endswith("\n")
-    if unfinished:  # a session killed while appending a line; its epoch is logged again
-        log.warning("metrics.jsonl: dropped an unfinished last line (a session killed while writing it).")
-        lines = lines[:-1]
-    kept = [line for n, line in enumerate(lines, 1) if _epoch_of(path, n, line) <= epochs]
-    if len(kept) < len(lines):
-        log.warning(
-            "metrics.jsonl: dropped %d line(s) of epochs after the checkpoint's epoch %d "
-            "(written by a session that ended before checkpointing them); the resume logs them again.",
-            len(lines) - len(kept), epochs,
-        )  # fmt: skip
-    elif not unfinished:
-        return
-    with atomic_file(path, overwrite=True) as tmp:
-        tmp.write_text("".join(line + "\n" for line in kept))
-
-
-def _record_timing(
-    path: Path, before: Mapping[str, Any], seconds: float, epochs: int, device: torch.device
-) -> None:
-    """Write the run's wall time: ``before`` (earlier sessions) plus this session so far, with its hardware.
-
-    Called after every epoch's checkpoint, so a session that is killed keeps its time up to the epoch a
-    resume continues from.
-    """
-    session = {
-        "seconds": round(seconds, 1),
-        "epochs": epochs,
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-    }
-    timing = {
-        "seconds_total": round(float(before["seconds_total"]) + seconds, 1),
-        "sessions": [*before["sessions"], session],
-    }
-    with atomic_file(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(timing, indent=2) + "\n")
 
 
 def _best_payload(
@@ -277,8 +203,8 @@ def train(
                 start_epoch, config.lr, config.epochs, config.decay_epochs,
             )  # fmt: skip
     timing_path = config.out / "timing.json"
-    timing_before = _timing_before(timing_path, resume)
-    _metrics_upto(metrics_path, start_epoch)
+    earlier = timing_before(timing_path, resume)
+    metrics_upto(metrics_path, start_epoch)
     for epoch in range(start_epoch, config.epochs):
         family.train(True)
         lr = config.lr_at(epoch)
@@ -332,16 +258,12 @@ def train(
                 **({} if average is None else {"ema": average.state_dict()}),
             },
         )
-        _record_timing(
-            timing_path, timing_before, time.perf_counter() - started, epoch + 1 - start_epoch, device
-        )
+        record_timing(timing_path, earlier, time.perf_counter() - started, epoch + 1 - start_epoch, device)
         log.info("epoch %d: %s", epoch + 1, record)
     if not val_subjects:
         final = served if average is None else average.module
         _save(best_path, _best_payload(config, final, config.epochs, None, init))
-    _record_timing(
-        timing_path, timing_before, time.perf_counter() - started, config.epochs - start_epoch, device
-    )
+    record_timing(timing_path, earlier, time.perf_counter() - started, config.epochs - start_epoch, device)
     return TrainResult(
         epochs_run=config.epochs - start_epoch,
         best_val_mae=best_mae,
