@@ -20,6 +20,7 @@ from service.errors import NotFoundError
 #: Environment variable overriding where the bundled examples are.
 EXAMPLES_ENV = "RADTRANSLATE_EXAMPLES"
 EXAMPLE_NAME = "brain-sim-9001"
+EXAMPLE_MODEL = "mr_to_ct_brain"  # the shipped MR→sCT model for the example's site
 
 
 def examples_root() -> Path:
@@ -35,7 +36,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("radtranslate-example"), help="output folder")
     p.add_argument("--models", type=Path, default=None, help="model repository (default: the shipped one)")
-    p.add_argument("--task", default="mr-to-ct", help="task of the model to use (default mr-to-ct)")
+    p.add_argument(
+        "--model",
+        default=EXAMPLE_MODEL,
+        help=f"MR→sCT model to use (default {EXAMPLE_MODEL}: the example is a brain series)",
+    )
     p.add_argument(
         "--no-dose", action="store_true", help="skip the dose comparison (4-field plan on CT and sCT, gamma)"
     )
@@ -69,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         example / "mr",
         sct_dir,
         engine=engine,
-        task=args.task,
+        model=args.model,
+        task="mr-to-ct",
         output_format="dicom",
         overwrite=args.overwrite,
     )

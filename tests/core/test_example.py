@@ -33,7 +33,9 @@ def test_example_translates_writes_a_ct_series_and_reports_its_validation(
     assert sct.source.frame_of_reference_uid == ct.source.frame_of_reference_uid
     assert sct.source.study_instance_uid == ct.source.study_instance_uid
     assert sct.source.series_instance_uid != ct.source.series_instance_uid
-    reported = json.loads((tmp_path / "out" / "validation.json").read_text())["image_metrics"]
+    result = json.loads((tmp_path / "out" / "validation.json").read_text())
+    assert result["model"] == "mr_to_ct_brain"  # the brain model, whatever other MR models are shipped
+    reported = result["image_metrics"]
     recomputed = image_metrics(ct, sct, mask=read_image(EXAMPLE / "mask.nii.gz")).to_dict()
     assert reported["mae_hu"] == pytest.approx(recomputed["mae_hu"], abs=1e-6)
     assert reported["ssim"] == pytest.approx(recomputed["ssim"], abs=1e-9)
