@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from service.atomic import atomic_file
-from service.errors import NotFoundError
+from service.errors import NotFoundError, OptionError
 
 #: Environment variable overriding where the bundled examples are.
 EXAMPLES_ENV = "RADTRANSLATE_EXAMPLES"
@@ -57,6 +57,7 @@ def _table(rows: list[tuple[str, str]]) -> str:
 def run(args: argparse.Namespace) -> int:
     from service.dicom.reader import read_series
     from service.imageio import read_image
+    from service.inference.card import Site, Task
     from service.inference.engine import Engine
     from service.inference.pipeline import translate_path
     from service.inference.repository import default_repository_path
@@ -69,13 +70,20 @@ def run(args: argparse.Namespace) -> int:
             f"run from a source checkout or set {EXAMPLES_ENV}."
         )
     engine = Engine(args.models or default_repository_path())
+    card = engine.resolve(model=args.model)
+    if card.task is not Task.MR_TO_CT or card.site not in (Site.BRAIN, Site.ANY):
+        raise OptionError(
+            f"--model {args.model!r} does {card.task.value} for site {card.site.value}, but the bundled "
+            "example is a brain MR with its CT: pick an MR→sCT model for the brain "
+            f"(default {EXAMPLE_MODEL})."
+        )
     sct_dir = args.out / "sct"
     summary = translate_path(
         example / "mr",
         sct_dir,
         engine=engine,
-        model=args.model,
-        task="mr-to-ct",
+        model=card.name,
+        version=card.version,
         output_format="dicom",
         overwrite=args.overwrite,
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import OptionError
+from service.inference.card import Site, Task
 
 
 def register(subparsers: Any) -> None:
@@ -28,6 +29,11 @@ def register(subparsers: Any) -> None:
     choose = parser.add_mutually_exclusive_group(required=True)
     choose.add_argument("--task", help="mr-to-ct, cbct-to-ct or pet-denoise (needs one model for it)")
     choose.add_argument("--model", help="model name (see 'radtranslate models list')")
+    parser.add_argument(
+        "--site",
+        help="anatomical site (brain, pelvis): with --task, chooses among the task's models; "
+        "with --model, refuses a model trained for another site",
+    )
     parser.add_argument("--version", help="model version (default: the highest)")
     parser.add_argument("--series-uid", help="Series Instance UID to read when the folder holds several")
     parser.add_argument(
@@ -94,6 +100,7 @@ def _run_local(args: argparse.Namespace, bar: _Bar) -> int:
         engine=engine,
         model=args.model,
         task=args.task,
+        site=args.site,
         version=args.version,
         series_uid=args.series_uid,
         output_format=args.format,
@@ -126,14 +133,29 @@ def dicom_files(path: Path) -> list[Path]:
 
 
 def _remote_card(client: Any, args: argparse.Namespace) -> Any:
-    """The server's card for ``--model``, or for the one model doing ``--task``."""
+    """The server's card for ``--model``, or for the one model doing ``--task`` (at ``--site``)."""
+    site = Site.parse(args.site).value if args.site else None
     if args.model:
-        return client.get_model(args.model, args.version)
-    names = sorted({c.name for c in client.list_models() if c.task == args.task})
+        card = client.get_model(args.model, args.version)
+        if site and card.site not in (site, Site.ANY.value):
+            raise OptionError(
+                f"model {args.model!r} was trained for site {card.site or 'unknown'}, not {site}: "
+                "pick a model for that site, or drop --site."
+            )
+        return card
+    wanted = Task.parse(args.task).value
+    names = sorted(
+        {
+            c.name
+            for c in client.list_models()
+            if c.task == wanted and (site is None or c.site in (site, Site.ANY.value))
+        }
+    )
     if len(names) != 1:
+        asked = wanted if site is None else f"{wanted} at site {site}"
         raise OptionError(
-            f"the server has {len(names)} model(s) for task {args.task!r} ({names}): an image-file input "
-            "needs exactly one; pass --model NAME."
+            f"the server has {len(names)} model(s) for task {asked} ({names}): an image-file input "
+            "needs exactly one; pass --model NAME" + ("." if site else " or --site SITE.")
         )
     return client.get_model(names[0], args.version)
 
@@ -173,6 +195,7 @@ def _run_remote(args: argparse.Namespace, bar: _Bar) -> int:
             result = client.translate_dicom(
                 files,
                 task=args.task,
+                site=args.site,
                 model=args.model,
                 version=args.version,
                 output_format=wire_format,

@@ -57,6 +57,17 @@ class Site(enum.StrEnum):
     PELVIS = "pelvis"
     ANY = "any"
 
+    @classmethod
+    def parse(cls, value: Site | str) -> Site:
+        """Accept a member or its value (case-insensitive)."""
+        if isinstance(value, Site):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            allowed = ", ".join(s.value for s in cls)
+            raise InputError(f"site must be one of {allowed}, got {value!r}: pass one of these.") from None
+
 
 #: (input modality, output modality) of each task. CBCT is stored with DICOM modality CT.
 TASK_MODALITIES: dict[Task, tuple[Modality, Modality]] = {

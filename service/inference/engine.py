@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from service.errors import OptionError, RadTranslateError
-from service.inference.card import ModelCard, Task
+from service.inference.card import ModelCard, Site, Task
 from service.inference.prediction import FloatArray, predict
 from service.inference.repository import ModelEntry, ModelRepository, RepositoryError
 from service.volume import Volume
@@ -212,10 +212,15 @@ class Engine:
         return self.repository.get(name, version).card
 
     def resolve(
-        self, *, model: str | None = None, task: str | Task | None = None, version: str | None = None
+        self,
+        *,
+        model: str | None = None,
+        task: str | Task | None = None,
+        site: str | Site | None = None,
+        version: str | None = None,
     ) -> ModelCard:
-        """The card chosen by name, or by task when one model serves it."""
-        return self.repository.resolve(model=model, task=task, version=version).card
+        """The card chosen by name, or by task (and site) when one model serves it."""
+        return self.repository.resolve(model=model, task=task, site=site, version=version).card
 
     def _session_for(self, card: ModelCard) -> Any:
         self.load()
@@ -231,6 +236,7 @@ class Engine:
         *,
         model: str | None = None,
         task: str | Task | None = None,
+        site: str | Site | None = None,
         version: str | None = None,
         progress: Callable[[str, float], None] | None = None,
         cancel: threading.Event | None = None,
@@ -241,7 +247,7 @@ class Engine:
         ------
         InputError, NotFoundError, CancelledError, NumericError
         """
-        entry = self.repository.resolve(model=model, task=task, version=version)
+        entry = self.repository.resolve(model=model, task=task, site=site, version=version)
         card = entry.card
         session = self._session_for(card)
         batch = self.config.batch_size

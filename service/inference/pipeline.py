@@ -130,6 +130,7 @@ def translate_path(
     engine: Engine,
     model: str | None = None,
     task: str | None = None,
+    site: str | None = None,
     version: str | None = None,
     series_uid: str | None = None,
     output_format: OutputFormat | str | None = None,
@@ -154,7 +155,7 @@ def translate_path(
             f"DICOM output needs a DICOM input (its patient, study and frame of reference are copied), "
             f"but {str(source)!r} is an image file: write {target.name}.nii.gz or .mha instead."
         )
-    card = engine.resolve(model=model, task=task, version=version)
+    card = engine.resolve(model=model, task=task, site=site, version=version)
     if progress is not None:
         progress("read", 0.0)
     volume = read_input(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.errors import InputError, NotFoundError
-from service.inference.card import ModelCard, Task, load_card
+from service.inference.card import ModelCard, Site, Task, load_card
 from service.inference.triton_config import TritonConfig, check_config
 
 #: Environment variable overriding the default repository location.
@@ -155,35 +155,63 @@ class ModelRepository:
         return self._entries[(name, chosen)]
 
     def resolve(
-        self, *, model: str | None = None, task: str | Task | None = None, version: str | None = None
+        self,
+        *,
+        model: str | None = None,
+        task: str | Task | None = None,
+        site: str | Site | None = None,
+        version: str | None = None,
     ) -> ModelEntry:
-        """Choose a model by name, or by task when exactly one model name serves it.
+        """Choose a model by name, or by task (and site) when exactly one model name serves it.
+
+        A model trained for site ``any`` serves every site. With ``model``, ``task`` and ``site``
+        are checks: a model that does another task or serves another site is refused.
 
         Raises
         ------
-        OptionError-like InputError
-            Neither given, several models serve the task, or the model does not do the task.
+        InputError
+            Neither model nor task given, several models serve the task (and site), or the named
+            model does not do the task or serve the site.
         NotFoundError
-            No model serves the task, or the name/version is unknown.
+            No model serves the task (and site), or the name/version is unknown.
         """
         wanted = Task.parse(task) if task is not None else None
+        where = Site.parse(site) if site is not None else None
         if model is not None:
             entry = self.get(model, version)
             if wanted is not None and entry.card.task is not wanted:
                 raise InputError(
                     f"model {model!r} does task {entry.card.task.value}, not {wanted.value}: "
-                    "drop --task or pick a model for that task."
+                    "pick a model for that task, or do not name the task."
+                )
+            if where is not None and not _serves(entry.card, where):
+                raise InputError(
+                    f"model {model!r} was trained for site {entry.card.site.value}, not {where.value}: "
+                    "pick a model for that site, or do not name the site."
                 )
             return entry
         if wanted is None:
             raise InputError("neither a model nor a task was given: pass --model NAME or --task TASK.")
-        names = sorted({e.card.name for e in self._entries.values() if e.card.task is wanted})
+        cards = [e.card for e in self._entries.values() if e.card.task is wanted]
+        if where is not None:
+            cards = [c for c in cards if _serves(c, where)]
+        names = sorted({c.name for c in cards})
+        asked = wanted.value if where is None else f"{wanted.value} at site {where.value}"
         if not names:
             raise NotFoundError(
-                f"no model in the repository does task {wanted.value}: add one or pick a task."
+                f"no model in the repository does task {asked}: add one or pick another task or site."
             )
         if len(names) > 1:
-            raise InputError(
-                f"several models do task {wanted.value} ({names}): pass --model NAME to choose one."
+            sites = sorted({c.site.value for c in cards})
+            hint = (
+                "pass --model NAME to choose one"
+                if where is not None or len(sites) == 1
+                else f"pass --site ({', '.join(sites)}) or --model NAME to choose one"
             )
+            raise InputError(f"several models do task {asked} ({names}): {hint}.")
         return self.get(names[0], version)
+
+
+def _serves(card: ModelCard, site: Site) -> bool:
+    """True when ``card``'s model serves ``site`` (a model for site ``any`` serves all)."""
+    return card.site is site or card.site is Site.ANY or site is Site.ANY

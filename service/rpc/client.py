@@ -164,6 +164,7 @@ class TranslationClient:
         series_uid: str | None,
         modality: str | None,
         request_id: str,
+        site: str | None = None,
     ) -> pb.TranslateRequest:
         if output_format not in _FORMATS:
             raise OptionError(
@@ -171,6 +172,7 @@ class TranslationClient:
             )
         header = pb.TranslateHeader(
             task=task or "",
+            site=site or "",
             model=model or "",
             version=version or "",
             output_format=_FORMATS[output_format],
@@ -256,6 +258,7 @@ class TranslationClient:
         paths_or_bytes: Sequence[str | os.PathLike[str] | bytes],
         *,
         task: str | None = None,
+        site: str | None = None,
         model: str | None = None,
         version: str | None = None,
         output_format: str = "dicom",
@@ -270,6 +273,7 @@ class TranslationClient:
             raise InputError("paths_or_bytes is empty: pass the files of one series.")
         header = self._header(
             task=task,
+            site=site,
             model=model,
             version=version,
             output_format=output_format,
@@ -285,6 +289,7 @@ class TranslationClient:
         volume: Volume,
         *,
         task: str | None = None,
+        site: str | None = None,
         model: str | None = None,
         version: str | None = None,
         output_format: str = "volume",
@@ -295,6 +300,7 @@ class TranslationClient:
         """Send a volume (float32 with geometry); the result is a volume unless output_format='dicom'."""
         header = self._header(
             task=task,
+            site=site,
             model=model,
             version=version,
             output_format=output_format,

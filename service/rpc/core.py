@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from service.errors import CancelledError, DicomError, InputError, OptionError
+from service.inference.card import Site
 from service.logs import hash_uid
 from service.volume import Modality, Volume
 
@@ -39,12 +40,22 @@ class EngineLike(Protocol):
 
     def get_model(self, name: str, version: str | None = None) -> Any: ...
 
+    def resolve(
+        self,
+        *,
+        model: str | None = None,
+        task: str | None = None,
+        site: str | None = None,
+        version: str | None = None,
+    ) -> Any: ...
+
     def translate(
         self,
         volume: Volume,
         *,
         model: str | None = None,
         task: str | None = None,
+        site: str | None = None,
         version: str | None = None,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
@@ -56,6 +67,7 @@ class TranslateOptions:
     """What the caller asked for (validated)."""
 
     task: str | None = None
+    site: str | None = None
     model: str | None = None
     version: str | None = None
     output_format: OutputFormat | None = None  # None: DICOM for DICOM input, volume for volume input
@@ -70,6 +82,8 @@ class TranslateOptions:
             )
         if self.modality:
             Modality.parse(self.modality)
+        if self.site:
+            Site.parse(self.site)
         if len(self.request_id) > 128:
             raise OptionError(f"request_id is {len(self.request_id)} characters long: use at most 128.")
 
@@ -176,8 +190,13 @@ class TranslationCore:
     ) -> CoreResult:
         """Run one translation; raises typed errors, :class:`CancelledError` when ``cancel`` is set."""
         self._require_loaded()
-        if options.model:  # an unknown model fails before any decoding
-            self.get_model(options.model, options.version)
+        # an unknown model, or a task (and site) that no single model serves, fails before any decoding
+        card = self.engine.resolve(
+            model=options.model or None,
+            task=None if options.model else options.task,
+            site=options.site or None,
+            version=options.version or None,
+        )
         timings: dict[str, float] = {}
         is_dicom = isinstance(payload, DicomInput)
         fmt: OutputFormat = options.output_format or ("dicom" if is_dicom else "volume")
@@ -215,9 +234,8 @@ class TranslationCore:
         start = time.perf_counter()
         result = self.engine.translate(
             volume,
-            model=options.model or None,
-            task=None if options.model else options.task,
-            version=options.version or None,
+            model=str(card.name),
+            version=str(card.version),
             progress=progress,
             cancel=cancel,
         )

@@ -48,6 +48,7 @@ def options_from_header(header: pb.TranslateHeader) -> TranslateOptions:
         )
     return TranslateOptions(
         task=header.task.strip() or None,
+        site=header.site.strip() or None,
         model=header.model.strip() or None,
         version=header.version.strip() or None,
         output_format=_FORMATS[header.output_format],
@@ -96,6 +97,7 @@ def card_to_proto(card: Any, provider: str = "") -> pb.ModelCard:
         name=str(card.name),
         version=str(card.version),
         task=str(getattr(card.task, "value", card.task)),
+        site=str(getattr(card.site, "value", card.site)),
         input_modality=card.input.modality.value,
         output_modality=card.output.modality.value,
         input_unit=card.input.unit.value,

@@ -39,3 +39,14 @@ def test_example_translates_writes_a_ct_series_and_reports_its_validation(
     recomputed = image_metrics(ct, sct, mask=read_image(EXAMPLE / "mask.nii.gz")).to_dict()
     assert reported["mae_hu"] == pytest.approx(recomputed["mae_hu"], abs=1e-6)
     assert reported["ssim"] == pytest.approx(recomputed["ssim"], abs=1e-9)
+
+
+@pytest.mark.parametrize("model", ["mr_to_ct_pelvis", "cbct_to_ct_brain"])
+def test_example_refuses_a_model_for_another_site_or_task(
+    model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.cli.main import EXIT_INPUT
+
+    assert main(["example", "--out", str(tmp_path / "out"), "--model", model, "--no-dose"]) == EXIT_INPUT
+    assert f"--model '{model}' does " in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

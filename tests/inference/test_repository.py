@@ -160,6 +160,41 @@ def test_ambiguous_task_asks_for_a_model(tmp_path: Path) -> None:
         ModelRepository.load(tmp_path).resolve(task="cbct-to-ct")
 
 
+def test_site_chooses_among_a_tasks_models_and_checks_a_named_model(tmp_path: Path) -> None:
+    write_model(tmp_path, card(name="cbct-brain", site="brain"), build)
+    write_model(tmp_path, card(name="cbct-pelvis", site="pelvis"), build)
+    repo = ModelRepository.load(tmp_path)
+    with pytest.raises(
+        InputError, match=r"\(\['cbct-brain', 'cbct-pelvis'\]\): pass --site \(brain, pelvis\)"
+    ):
+        repo.resolve(task="cbct-to-ct")
+    assert repo.resolve(task="cbct-to-ct", site="pelvis").card.name == "cbct-pelvis"
+    assert repo.resolve(task="cbct-to-ct", site="BRAIN").card.name == "cbct-brain"
+    assert repo.resolve(model="cbct-pelvis", site="pelvis").card.name == "cbct-pelvis"
+    with pytest.raises(InputError, match="'cbct-brain' was trained for site brain, not pelvis"):
+        repo.resolve(model="cbct-brain", site="pelvis")
+    with pytest.raises(InputError, match="site must be one of brain, pelvis, any, got 'thorax'"):
+        repo.resolve(task="cbct-to-ct", site="thorax")
+
+
+def test_a_model_for_any_site_serves_every_site(tmp_path: Path) -> None:
+    write_model(tmp_path, card(name="cbct-any", site="any"), build)
+    write_model(tmp_path, card(name="cbct-brain", site="brain"), build)
+    repo = ModelRepository.load(tmp_path)
+    assert repo.resolve(model="cbct-any", site="pelvis").card.name == "cbct-any"
+    assert repo.resolve(task="cbct-to-ct", site="pelvis").card.name == "cbct-any"
+    with pytest.raises(
+        InputError, match=r"at site brain \(\['cbct-any', 'cbct-brain'\]\): pass --model NAME"
+    ):
+        repo.resolve(task="cbct-to-ct", site="brain")
+
+
+def test_a_site_no_model_serves_is_not_found(tmp_path: Path) -> None:
+    write_model(tmp_path, card(name="cbct-brain", site="brain"), build)
+    with pytest.raises(NotFoundError, match="no model in the repository does task cbct-to-ct at site pelvis"):
+        ModelRepository.load(tmp_path).resolve(task="cbct-to-ct", site="pelvis")
+
+
 def test_version_without_its_card_is_refused(tmp_path: Path) -> None:
     folder = write_model(tmp_path, card(), build)
     build(folder / "3" / "model.onnx")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(protos/radtranslate/v1/translation.proto\x12\x0fradtranslate.v1\"\xb8\x01\n\x0fTranslateHeader\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x34\n\routput_format\x18\x04 \x01(\x0e\x32\x1d.radtranslate.v1.OutputFormat\x12\x1b\n\x13series_instance_uid\x18\x05 \x01(\t\x12\x10\n\x08modality\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"m\n\nDicomChunk\x12\x16\n\x0einstance_index\x18\x01 \x01(\r\x12\x1b\n\x13instance_size_bytes\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0c\n\x04last\x18\x05 \x01(\x08\"\x90\x01\n\x0cVolumeHeader\x12\x11\n\tshape_zyx\x18\x01 \x03(\r\x12\x12\n\nspacing_mm\x18\x02 \x03(\x01\x12\x11\n\torigin_mm\x18\x03 \x03(\x01\x12\x11\n\tdirection\x18\x04 \x03(\x01\x12\x10\n\x08modality\x18\x05 \x01(\t\x12\x0c\n\x04unit\x18\x06 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x07 \x01(\x04\"9\n\x0bVolumeChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\"\xe4\x01\n\x10TranslateRequest\x12\x32\n\x06header\x18\x01 \x01(\x0b\x32 .radtranslate.v1.TranslateHeaderH\x00\x12,\n\x05\x64icom\x18\x02 \x01(\x0b\x32\x1b.radtranslate.v1.DicomChunkH\x00\x12\x36\n\rvolume_header\x18\x03 \x01(\x0b\x32\x1d.radtranslate.v1.VolumeHeaderH\x00\x12.\n\x06volume\x18\x04 \x01(\x0b\x32\x1c.radtranslate.v1.VolumeChunkH\x00\x42\x06\n\x04part\"+\n\x08Progress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\"\x8b\x02\n\x07Summary\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x39\n\ttimings_s\x18\x04 \x03(\x0b\x32&.radtranslate.v1.Summary.TimingsSEntry\x12\"\n\x1aoutput_series_instance_uid\x18\x05 \x01(\t\x12\x10\n\x08warnings\x18\x06 \x03(\t\x12\x18\n\x10output_instances\x18\x07 \x01(\r\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x1a/\n\rTimingsSEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8d\x02\n\x11TranslateResponse\x12-\n\x08progress\x18\x01 \x01(\x0b\x32\x19.radtranslate.v1.ProgressH\x00\x12,\n\x05\x64icom\x18\x02 \x01(\x0b\x32\x1b.radtranslate.v1.DicomChunkH\x00\x12\x36\n\rvolume_header\x18\x03 \x01(\x0b\x32\x1d.radtranslate.v1.VolumeHeaderH\x00\x12.\n\x06volume\x18\x04 \x01(\x0b\x32\x1c.radtranslate.v1.VolumeChunkH\x00\x12+\n\x07summary\x18\x05 \x01(\x0b\x32\x18.radtranslate.v1.SummaryH\x00\x42\x06\n\x04part\"\x13\n\x11ListModelsRequest\"\xcc\x01\n\tModelCard\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x16\n\x0einput_modality\x18\x04 \x01(\t\x12\x17\n\x0foutput_modality\x18\x05 \x01(\t\x12\x12\n\ninput_unit\x18\x06 \x01(\t\x12\x13\n\x0boutput_unit\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x11\n\tcard_json\x18\t \x01(\t\x12\x10\n\x08provider\x18\n \x01(\t\"@\n\x12ListModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.radtranslate.v1.ModelCard\"0\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t*`\n\x0cOutputFormat\x12\x1d\n\x19OUTPUT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13OUTPUT_FORMAT_DICOM\x10\x01\x12\x18\n\x14OUTPUT_FORMAT_VOLUME\x10\x02\x32\x8d\x02\n\x12TranslationService\x12V\n\tTranslate\x12!.radtranslate.v1.TranslateRequest\x1a\".radtranslate.v1.TranslateResponse(\x01\x30\x01\x12U\n\nListModels\x12\".radtranslate.v1.ListModelsRequest\x1a#.radtranslate.v1.ListModelsResponse\x12H\n\x08GetModel\x12 .radtranslate.v1.GetModelRequest\x1a\x1a.radtranslate.v1.ModelCardb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(protos/radtranslate/v1/translation.proto\x12\x0fradtranslate.v1\"\xc6\x01\n\x0fTranslateHeader\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x34\n\routput_format\x18\x04 \x01(\x0e\x32\x1d.radtranslate.v1.OutputFormat\x12\x1b\n\x13series_instance_uid\x18\x05 \x01(\t\x12\x10\n\x08modality\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x0c\n\x04site\x18\x08 \x01(\t\"m\n\nDicomChunk\x12\x16\n\x0einstance_index\x18\x01 \x01(\r\x12\x1b\n\x13instance_size_bytes\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0c\n\x04last\x18\x05 \x01(\x08\"\x90\x01\n\x0cVolumeHeader\x12\x11\n\tshape_zyx\x18\x01 \x03(\r\x12\x12\n\nspacing_mm\x18\x02 \x03(\x01\x12\x11\n\torigin_mm\x18\x03 \x03(\x01\x12\x11\n\tdirection\x18\x04 \x03(\x01\x12\x10\n\x08modality\x18\x05 \x01(\t\x12\x0c\n\x04unit\x18\x06 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x07 \x01(\x04\"9\n\x0bVolumeChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\"\xe4\x01\n\x10TranslateRequest\x12\x32\n\x06header\x18\x01 \x01(\x0b\x32 .radtranslate.v1.TranslateHeaderH\x00\x12,\n\x05\x64icom\x18\x02 \x01(\x0b\x32\x1b.radtranslate.v1.DicomChunkH\x00\x12\x36\n\rvolume_header\x18\x03 \x01(\x0b\x32\x1d.radtranslate.v1.VolumeHeaderH\x00\x12.\n\x06volume\x18\x04 \x01(\x0b\x32\x1c.radtranslate.v1.VolumeChunkH\x00\x42\x06\n\x04part\"+\n\x08Progress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\"\x8b\x02\n\x07Summary\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x39\n\ttimings_s\x18\x04 \x03(\x0b\x32&.radtranslate.v1.Summary.TimingsSEntry\x12\"\n\x1aoutput_series_instance_uid\x18\x05 \x01(\t\x12\x10\n\x08warnings\x18\x06 \x03(\t\x12\x18\n\x10output_instances\x18\x07 \x01(\r\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x1a/\n\rTimingsSEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8d\x02\n\x11TranslateResponse\x12-\n\x08progress\x18\x01 \x01(\x0b\x32\x19.radtranslate.v1.ProgressH\x00\x12,\n\x05\x64icom\x18\x02 \x01(\x0b\x32\x1b.radtranslate.v1.DicomChunkH\x00\x12\x36\n\rvolume_header\x18\x03 \x01(\x0b\x32\x1d.radtranslate.v1.VolumeHeaderH\x00\x12.\n\x06volume\x18\x04 \x01(\x0b\x32\x1c.radtranslate.v1.VolumeChunkH\x00\x12+\n\x07summary\x18\x05 \x01(\x0b\x32\x18.radtranslate.v1.SummaryH\x00\x42\x06\n\x04part\"\x13\n\x11ListModelsRequest\"\xda\x01\n\tModelCard\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x16\n\x0einput_modality\x18\x04 \x01(\t\x12\x17\n\x0foutput_modality\x18\x05 \x01(\t\x12\x12\n\ninput_unit\x18\x06 \x01(\t\x12\x13\n\x0boutput_unit\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x11\n\tcard_json\x18\t \x01(\t\x12\x10\n\x08provider\x18\n \x01(\t\x12\x0c\n\x04site\x18\x0b \x01(\t\"@\n\x12ListModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.radtranslate.v1.ModelCard\"0\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t*`\n\x0cOutputFormat\x12\x1d\n\x19OUTPUT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13OUTPUT_FORMAT_DICOM\x10\x01\x12\x18\n\x14OUTPUT_FORMAT_VOLUME\x10\x02\x32\x8d\x02\n\x12TranslationService\x12V\n\tTranslate\x12!.radtranslate.v1.TranslateRequest\x1a\".radtranslate.v1.TranslateResponse(\x01\x30\x01\x12U\n\nListModels\x12\".radtranslate.v1.ListModelsRequest\x1a#.radtranslate.v1.ListModelsResponse\x12H\n\x08GetModel\x12 .radtranslate.v1.GetModelRequest\x1a\x1a.radtranslate.v1.ModelCardb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,34 +33,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUMMARY_TIMINGSSENTRY']._loaded_options = None
   _globals['_SUMMARY_TIMINGSSENTRY']._serialized_options = b'8\001'
-  _globals['_OUTPUTFORMAT']._serialized_start=1727
-  _globals['_OUTPUTFORMAT']._serialized_end=1823
+  _globals['_OUTPUTFORMAT']._serialized_start=1755
+  _globals['_OUTPUTFORMAT']._serialized_end=1851
   _globals['_TRANSLATEHEADER']._serialized_start=62
-  _globals['_TRANSLATEHEADER']._serialized_end=246
-  _globals['_DICOMCHUNK']._serialized_start=248
-  _globals['_DICOMCHUNK']._serialized_end=357
-  _globals['_VOLUMEHEADER']._serialized_start=360
-  _globals['_VOLUMEHEADER']._serialized_end=504
-  _globals['_VOLUMECHUNK']._serialized_start=506
-  _globals['_VOLUMECHUNK']._serialized_end=563
-  _globals['_TRANSLATEREQUEST']._serialized_start=566
-  _globals['_TRANSLATEREQUEST']._serialized_end=794
-  _globals['_PROGRESS']._serialized_start=796
-  _globals['_PROGRESS']._serialized_end=839
-  _globals['_SUMMARY']._serialized_start=842
-  _globals['_SUMMARY']._serialized_end=1109
-  _globals['_SUMMARY_TIMINGSSENTRY']._serialized_start=1062
-  _globals['_SUMMARY_TIMINGSSENTRY']._serialized_end=1109
-  _globals['_TRANSLATERESPONSE']._serialized_start=1112
-  _globals['_TRANSLATERESPONSE']._serialized_end=1381
-  _globals['_LISTMODELSREQUEST']._serialized_start=1383
-  _globals['_LISTMODELSREQUEST']._serialized_end=1402
-  _globals['_MODELCARD']._serialized_start=1405
-  _globals['_MODELCARD']._serialized_end=1609
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1611
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1675
-  _globals['_GETMODELREQUEST']._serialized_start=1677
-  _globals['_GETMODELREQUEST']._serialized_end=1725
-  _globals['_TRANSLATIONSERVICE']._serialized_start=1826
-  _globals['_TRANSLATIONSERVICE']._serialized_end=2095
+  _globals['_TRANSLATEHEADER']._serialized_end=260
+  _globals['_DICOMCHUNK']._serialized_start=262
+  _globals['_DICOMCHUNK']._serialized_end=371
+  _globals['_VOLUMEHEADER']._serialized_start=374
+  _globals['_VOLUMEHEADER']._serialized_end=518
+  _globals['_VOLUMECHUNK']._serialized_start=520
+  _globals['_VOLUMECHUNK']._serialized_end=577
+  _globals['_TRANSLATEREQUEST']._serialized_start=580
+  _globals['_TRANSLATEREQUEST']._serialized_end=808
+  _globals['_PROGRESS']._serialized_start=810
+  _globals['_PROGRESS']._serialized_end=853
+  _globals['_SUMMARY']._serialized_start=856
+  _globals['_SUMMARY']._serialized_end=1123
+  _globals['_SUMMARY_TIMINGSSENTRY']._serialized_start=1076
+  _globals['_SUMMARY_TIMINGSSENTRY']._serialized_end=1123
+  _globals['_TRANSLATERESPONSE']._serialized_start=1126
+  _globals['_TRANSLATERESPONSE']._serialized_end=1395
+  _globals['_LISTMODELSREQUEST']._serialized_start=1397
+  _globals['_LISTMODELSREQUEST']._serialized_end=1416
+  _globals['_MODELCARD']._serialized_start=1419
+  _globals['_MODELCARD']._serialized_end=1637
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1639
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1703
+  _globals['_GETMODELREQUEST']._serialized_start=1705
+  _globals['_GETMODELREQUEST']._serialized_end=1753
+  _globals['_TRANSLATIONSERVICE']._serialized_start=1854
+  _globals['_TRANSLATIONSERVICE']._serialized_end=2123
 # @@protoc_insertion_point(module_scope)

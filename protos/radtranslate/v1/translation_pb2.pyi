@@ -17,7 +17,7 @@ OUTPUT_FORMAT_DICOM: OutputFormat
 OUTPUT_FORMAT_VOLUME: OutputFormat
 
 class TranslateHeader(_message.Message):
-    __slots__ = ("task", "model", "version", "output_format", "series_instance_uid", "modality", "request_id")
+    __slots__ = ("task", "model", "version", "output_format", "series_instance_uid", "modality", "request_id", "site")
     TASK_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class TranslateHeader(_message.Message):
     SERIES_INSTANCE_UID_FIELD_NUMBER: _ClassVar[int]
     MODALITY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
     task: str
     model: str
     version: str
@@ -32,7 +33,8 @@ class TranslateHeader(_message.Message):
     series_instance_uid: str
     modality: str
     request_id: str
-    def __init__(self, task: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., output_format: _Optional[_Union[OutputFormat, str]] = ..., series_instance_uid: _Optional[str] = ..., modality: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    site: str
+    def __init__(self, task: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., output_format: _Optional[_Union[OutputFormat, str]] = ..., series_instance_uid: _Optional[str] = ..., modality: _Optional[str] = ..., request_id: _Optional[str] = ..., site: _Optional[str] = ...) -> None: ...
 
 class DicomChunk(_message.Message):
     __slots__ = ("instance_index", "instance_size_bytes", "offset", "data", "last")
@@ -142,7 +144,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelCard(_message.Message):
-    __slots__ = ("name", "version", "task", "input_modality", "output_modality", "input_unit", "output_unit", "description", "card_json", "provider")
+    __slots__ = ("name", "version", "task", "input_modality", "output_modality", "input_unit", "output_unit", "description", "card_json", "provider", "site")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -153,6 +155,7 @@ class ModelCard(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CARD_JSON_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     task: str
@@ -163,7 +166,8 @@ class ModelCard(_message.Message):
     description: str
     card_json: str
     provider: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., task: _Optional[str] = ..., input_modality: _Optional[str] = ..., output_modality: _Optional[str] = ..., input_unit: _Optional[str] = ..., output_unit: _Optional[str] = ..., description: _Optional[str] = ..., card_json: _Optional[str] = ..., provider: _Optional[str] = ...) -> None: ...
+    site: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., task: _Optional[str] = ..., input_modality: _Optional[str] = ..., output_modality: _Optional[str] = ..., input_unit: _Optional[str] = ..., output_unit: _Optional[str] = ..., description: _Optional[str] = ..., card_json: _Optional[str] = ..., provider: _Optional[str] = ..., site: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)
