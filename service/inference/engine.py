@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from service.errors import OptionError, RadTranslateError
+from service.inference.body_part import site_mismatch
 from service.inference.card import ModelCard, Site, Task
 from service.inference.prediction import FloatArray, predict
 from service.inference.repository import ModelEntry, ModelRepository, RepositoryError
@@ -266,6 +267,9 @@ class Engine:
 
         timings: dict[str, float] = {}
         notes: list[str] = []
+        mismatch = site_mismatch(card, volume.source.header if volume.source is not None else None)
+        if mismatch is not None:
+            notes.append(mismatch)
         start = time.perf_counter()
         out = predict(
             volume,
