@@ -26,6 +26,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--site", default="any", choices=["brain", "pelvis", "any"])
     p.add_argument("--repository", required=True, type=Path, help="model repository folder")
     p.add_argument("--test-data", required=True, type=Path, help="held-out SynthRAD-layout folder")
+    p.add_argument(
+        "--confirm-data",
+        type=Path,
+        default=None,
+        help="a second held-out folder (other subjects: another simulation seed) that no choice between "
+        "runs has seen; scored like --test-data and written into the card beside it",
+    )
     p.add_argument("--doc", type=Path, help="JSON file with card documentation fields to merge in")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
@@ -57,6 +64,58 @@ def _training_record(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def _dataset_json(folder: Path) -> dict[str, Any] | None:
+    path = folder / "dataset.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def check_confirmation(test_data: Path, confirm_data: Path, training_data: Path | None) -> None:
+    """Refuse a confirmation folder that is not a set of new subjects.
+
+    Raises
+    ------
+    OptionError
+        ``confirm_data`` is not a folder, is ``test_data`` itself, or was simulated with the seed
+        (and task and site) of the held-out or the training set, so it holds the same subjects.
+    """
+    from service.errors import OptionError
+
+    if not confirm_data.is_dir():
+        raise OptionError(
+            f"--confirm-data {str(confirm_data)!r} is not a folder: pass a paired SynthRAD-layout folder "
+            "simulated with a seed used nowhere else (e.g. radtranslate simulate ... --seed 2001)."
+        )
+    if test_data.resolve() == confirm_data.resolve():
+        raise OptionError(
+            f"--confirm-data is --test-data ({str(test_data)!r}): a confirmation set must hold other "
+            "subjects; simulate one with another seed."
+        )
+    confirm = _dataset_json(confirm_data)
+    if confirm is None:
+        return
+    for option, folder in (("--test-data", test_data), ("the training data", training_data)):
+        other = _dataset_json(folder) if folder is not None and folder.is_dir() else None
+        if other is not None and all(other.get(k) == confirm.get(k) for k in ("seed", "task", "site")):
+            raise OptionError(
+                f"--confirm-data {str(confirm_data)!r} was simulated with the seed of {option} "
+                f"({confirm.get('seed')}): it holds the same subjects; simulate it with another seed."
+            )
+
+
+def _scored(evaluation: Any, folder: Path, task: str) -> dict[str, Any]:
+    from export.evaluate import meets_target
+
+    record = {
+        **evaluation.to_dict(),
+        "test_data": folder.name,
+        "target_met": meets_target(task, evaluation.mean()),
+    }
+    dataset = _dataset_json(folder)
+    if dataset is not None:
+        record["test_dataset"] = dataset
+    return record
+
+
 def run(args: argparse.Namespace) -> int:
     from export.evaluate import TARGETS, evaluate_folder, meets_target
     from export.onnx_export import export_onnx, load_best
@@ -77,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
                          generator=spec, crop_px=cfg["crop_px"], val_fraction=0.0)  # fmt: skip
     preset = config.preset
     doc: dict[str, Any] = json.loads(args.doc.read_text()) if args.doc else {}
+    if args.confirm_data is not None:
+        check_confirmation(args.test_data, args.confirm_data, Path(cfg["data"]) if cfg.get("data") else None)
     test_subjects, _ = load_prepared(config)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_onnx(module, Path(tmp) / "model.onnx", in_channels=spec.in_channels,
@@ -127,7 +188,20 @@ def run(args: argparse.Namespace) -> int:
             card["metrics"]["test_dataset"] = json.loads(args.test_data.joinpath("dataset.json").read_text())
         if not evaluation.subjects:
             raise OptionError(f"--test-data {args.test_data} holds no subject: simulate a held-out set.")
+        if args.confirm_data is not None:
+            confirmation = evaluate_folder(Engine(staging), args.name, args.confirm_data, preset)
+            if not confirmation.subjects:
+                raise OptionError(
+                    f"--confirm-data {args.confirm_data} holds no subject: simulate a confirmation set."
+                )
+            card["metrics"]["confirmation"] = {
+                **_scored(confirmation, args.confirm_data, preset.task.value),
+                "use": "never used to choose between runs: scored once, at export",
+            }
         version_dir = write_entry(args.repository, onnx_path=onnx_path, card=card, overwrite=args.overwrite)
-    print(json.dumps({"written": str(version_dir), "parity_max_abs": report.max_abs_native, "unit": unit,
-                      "held_out_mean": evaluation.mean()}, indent=2))  # fmt: skip
+    summary = {"written": str(version_dir), "parity_max_abs": report.max_abs_native, "unit": unit,
+               "held_out_mean": evaluation.mean()}  # fmt: skip
+    if "confirmation" in card["metrics"]:
+        summary["confirmation_mean"] = card["metrics"]["confirmation"]["mean"]
+    print(json.dumps(summary, indent=2))
     return 0

@@ -176,11 +176,20 @@ def render(card: dict[str, Any], earlier: list[dict[str, Any]] | None = None) ->
         f"{timing.get('seconds_total', 'n/a')} s wall on {machines} ({devices})",
         *([line] if (line := _parents_line(training)) else []),
         _parity_line(card.get("parity", {})),
-        "",
-        "| held-out metric | mean |",
-        "|---|---|",
     ]
-    lines += [f"| {label} | {_fmt(mean[key])} |" for key, label in KEYS if key in mean]
+    confirm = metrics.get("confirmation")
+    if confirm:
+        lines.append(
+            f"- confirmation set: {len(confirm.get('subjects', []))} other subjects "
+            f"(seed {confirm.get('test_dataset', {}).get('seed', 'n/a')}), never used to choose between "
+            f"runs; **met there: {confirm.get('target_met', 'n/a')}**"
+        )
+    lines += ["", "| held-out metric | mean |" + (" confirmation set |" if confirm else "")]
+    lines.append("|---|---|" + ("---|" if confirm else ""))
+    for key, label in KEYS:
+        if key in mean:
+            extra = f" {_fmt(confirm['mean'].get(key, 'n/a'))} |" if confirm else ""
+            lines.append(f"| {label} | {_fmt(mean[key])} |{extra}")
     budget = _budget_line(card)
     if budget:
         lines += ["", budget]

@@ -1,0 +1,131 @@
+"""``radtranslate export`` end to end: a run folder in, a repository entry out, with its card's held-out
+figures and, with ``--confirm-data``, a second set of new subjects scored beside them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from service.cli.main import EXIT_INPUT, main
+from service.imageio import write_image
+from service.inference.card import Task
+from service.volume import Modality, Unit, Volume
+from tests.training.conftest import phantom_pair
+from tools.model_docs import render
+
+
+def _folder(root: Path, seeds: range, seed: int) -> Path:
+    """Phantom PET subjects in the SynthRAD layout, with the ``dataset.json`` simulate writes."""
+    for n in seeds:
+        subject = root / f"P{n:03d}"
+        subject.mkdir(parents=True)
+        low, full = phantom_pair(Task.PET_DENOISE, n)
+        write_image(low, subject / "pet_low_drf10.nii.gz")
+        write_image(full, subject / "pet_full.nii.gz")
+        mask = (full.array > 0.5).astype(np.float32)
+        write_image(
+            Volume(mask, full.spacing_mm, modality=Modality.PT, unit=Unit.SUVBW), subject / "mask.nii.gz"
+        )
+    (root / "dataset.json").write_text(json.dumps({"seed": seed, "task": "pet", "site": "brain"}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("export_cli")
+    paths = {
+        "train": _folder(root / "train", range(0, 2), seed=1),
+        "test": _folder(root / "test", range(10, 12), seed=1001),
+        "confirm": _folder(root / "confirm", range(20, 23), seed=2001),
+        "run": root / "run",
+        "doc": root / "doc.json",
+    }
+    paths["doc"].write_text(json.dumps({"intended_use": "tests only", "limitations": ["untrained"]}))
+    train = [
+        "train", "--task", "pet-denoise", "--data", str(paths["train"]), "--out", str(paths["run"]),
+        "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--crop-px", "32",
+        "--channels", "8,16,32", "--context-slices", "3", "--threads", "1", "--seed", "3",
+        "--val-fraction", "0.5", "--no-progress",
+    ]  # fmt: skip
+    assert main(train) == 0
+    return paths
+
+
+def _export(paths: dict[str, Path], repo: Path, *extra: str) -> int:
+    return main([
+        "export", "--run", str(paths["run"]), "--name", "pet_tiny", "--repository", str(repo),
+        "--test-data", str(paths["test"]), "--doc", str(paths["doc"]), *extra,
+    ])  # fmt: skip
+
+
+def test_confirmation_set_is_scored_into_the_card_as_score_scores_it(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repository"
+    assert _export(setup, repo, "--confirm-data", str(setup["confirm"])) == 0
+    printed = json.loads(capsys.readouterr().out)
+    card: dict[str, Any] = json.loads((repo / "pet_tiny" / "1" / "card.json").read_text())
+    metrics = card["metrics"]
+    assert metrics["held_out"]["subjects"] == ["P010", "P011"]
+    confirmation = metrics["confirmation"]
+    assert confirmation["subjects"] == ["P020", "P021", "P022"]
+    assert confirmation["test_dataset"]["seed"] == 2001 and confirmation["test_data"] == "confirm"
+    assert confirmation["target_met"] is False  # an untrained network gains no 6 dB
+    assert printed["confirmation_mean"] == pytest.approx(confirmation["mean"], nan_ok=True)
+    # score, a separate path through the serving engine, gives the card's confirmation figures
+    assert (
+        main(["score", "--model", "pet_tiny", "--repository", str(repo), "--data", str(setup["confirm"])])
+        == 0
+    )
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["subjects"] == confirmation["subjects"]
+    for got, want in zip(scored["per_subject"], confirmation["per_subject"], strict=True):
+        assert got == pytest.approx(want, nan_ok=True)
+    assert np.isfinite(confirmation["mean"]["psnr_gain_db"])
+    assert confirmation["mean"]["psnr_gain_db"] != metrics["held_out"]["mean"]["psnr_gain_db"]
+
+    page = render(card)
+    assert "- confirmation set: 3 other subjects (seed 2001), never used to choose between runs" in page
+    gain = f"| PSNR gain over input (dB) | {metrics['held_out']['mean']['psnr_gain_db']:.3g} | "
+    assert gain + f"{confirmation['mean']['psnr_gain_db']:.3g} |" in page
+
+
+def test_without_confirmation_the_card_and_page_have_none(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repository"
+    assert _export(setup, repo) == 0
+    assert "confirmation_mean" not in json.loads(capsys.readouterr().out)
+    card = json.loads((repo / "pet_tiny" / "1" / "card.json").read_text())
+    assert "confirmation" not in card["metrics"]
+    page = render(card)
+    assert "confirmation" not in page and "| held-out metric | mean |\n|---|---|\n" in page
+
+
+@pytest.mark.parametrize(
+    ("which", "message"),
+    [
+        ("test", r"--confirm-data is --test-data .*: a confirmation set must hold other subjects"),
+        ("same_seed", r"was simulated with the seed of --test-data \(1001\): it holds the same subjects"),
+        ("train_seed", r"was simulated with the seed of the training data \(1\)"),
+        ("missing", r"is not a folder: pass a paired SynthRAD-layout folder simulated with a seed"),
+    ],
+)
+def test_a_confirmation_set_that_is_not_new_subjects_is_refused_before_anything_is_written(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], which: str, message: str
+) -> None:
+    folders = {
+        "test": setup["test"],
+        "same_seed": _folder(tmp_path / "again", range(30, 31), seed=1001),
+        "train_seed": _folder(tmp_path / "trainseed", range(30, 31), seed=1),
+        "missing": tmp_path / "nowhere",
+    }
+    repo = tmp_path / "repository"
+    assert _export(setup, repo, "--confirm-data", str(folders[which])) == EXIT_INPUT
+    assert re.search(message, capsys.readouterr().err)
+    assert not repo.exists()
