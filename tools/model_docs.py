@@ -166,7 +166,8 @@ def render(card: dict[str, Any], earlier: list[dict[str, Any]] | None = None) ->
         "",
         f"- task `{card['task']}`, site `{card['site']}`, {card['context_slices']} context slices, "
         f"in-plane grid {card['in_plane_spacing_mm'][0]} × {card['in_plane_spacing_mm'][1]} mm",
-        f"- target: {metrics.get('target', 'n/a')}; **met: {metrics.get('target_met', 'n/a')}**",
+        f"- target: {metrics.get('target', 'n/a')}; "
+        f"**met on the held-out set: {metrics.get('target_met', 'n/a')}**",
         f"- held-out set: {len(metrics.get('held_out', {}).get('subjects', []))} subjects "
         f"(seed {metrics.get('test_dataset', {}).get('seed', 'n/a')})",
         f"- training: best epoch {training.get('best_epoch')}, "
