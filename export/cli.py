@@ -39,14 +39,38 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def training_data_folder(run_dir: Path, config: dict[str, Any]) -> Path | None:
+    """The folder a run was trained on, or ``None`` when it is not there any more.
+
+    ``train`` records ``data`` and ``out`` as given; relative ones are relative to the folder it ran
+    in, which is ``run_dir`` less the parts of ``out``. That folder is tried first, then ``data`` as
+    given (relative to the current folder).
+    """
+    if not config.get("data"):
+        return None
+    data, out = Path(str(config["data"])), Path(str(config.get("out") or ""))
+    candidates = []
+    run = run_dir.resolve()
+    n = len(out.parts)
+    if (
+        not data.is_absolute()
+        and not out.is_absolute()
+        and 0 < n < len(run.parts)
+        and run.parts[-n:] == out.parts
+    ):
+        candidates.append(run.parents[n - 1] / data)
+    candidates.append(data)
+    return next((c for c in candidates if c.is_dir()), None)
+
+
 def _training_record(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
     metrics_path = run_dir / "metrics.jsonl"
     history = (
         [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
     )
     config = payload.get("config", {})
-    data = Path(config.get("data", ""))
-    dataset_json = data / "dataset.json"
+    data = training_data_folder(run_dir, config)
+    dataset_json = data / "dataset.json" if data is not None else None
     record = {
         "config": {k: v for k, v in config.items() if k not in ("out",)},
         "best_epoch": payload.get("epoch"),
@@ -54,7 +78,7 @@ def _training_record(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
         "epochs_logged": len(history),
         "hardware": f"{platform.machine()} CPU, {platform.processor() or 'unknown model'}; torch CPU build",
     }
-    if dataset_json.exists():
+    if dataset_json is not None and dataset_json.exists():
         record["dataset"] = json.loads(dataset_json.read_text())
     timing = run_dir / "timing.json"
     if timing.exists():
@@ -137,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     preset = config.preset
     doc: dict[str, Any] = json.loads(args.doc.read_text()) if args.doc else {}
     if args.confirm_data is not None:
-        check_confirmation(args.test_data, args.confirm_data, Path(cfg["data"]) if cfg.get("data") else None)
+        check_confirmation(args.test_data, args.confirm_data, training_data_folder(args.run, cfg))
     test_subjects, _ = load_prepared(config)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_onnx(module, Path(tmp) / "model.onnx", in_channels=spec.in_channels,

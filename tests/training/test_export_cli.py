@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from export.cli import training_data_folder
 from service.cli.main import EXIT_INPUT, main
 from service.imageio import write_image
 from service.inference.card import Task
@@ -76,6 +77,7 @@ def test_confirmation_set_is_scored_into_the_card_as_score_scores_it(
     assert confirmation["subjects"] == ["P020", "P021", "P022"]
     assert confirmation["test_dataset"]["seed"] == 2001 and confirmation["test_data"] == "confirm"
     assert confirmation["target_met"] is False  # an untrained network gains no 6 dB
+    assert card["training"]["dataset"]["seed"] == 1  # the training set's dataset.json
     assert printed["confirmation_mean"] == pytest.approx(confirmation["mean"], nan_ok=True)
     # score, a separate path through the serving engine, gives the card's confirmation figures
     assert (
@@ -129,3 +131,24 @@ def test_a_confirmation_set_that_is_not_new_subjects_is_refused_before_anything_
     assert _export(setup, repo, "--confirm-data", str(folders[which])) == EXIT_INPUT
     assert re.search(message, capsys.readouterr().err)
     assert not repo.exists()
+
+
+def test_a_runs_relative_data_folder_is_found_from_the_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train --data d --out runs/r`` run in ``work/``; ``export --run work/runs/r`` run elsewhere."""
+    work = tmp_path / "work"
+    (work / "d").mkdir(parents=True)
+    (work / "runs" / "r").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "d").mkdir(parents=True)  # a folder of the same name where export runs: not taken
+    monkeypatch.chdir(elsewhere)
+    config: dict[str, Any] = {"data": "d", "out": "runs/r"}
+    assert training_data_folder(work / "runs" / "r", config) == work / "d"
+    assert training_data_folder(Path("../work/runs/r"), config) == work.resolve() / "d"
+    # out does not end the run folder's path (the run was moved): data as given, from here
+    assert training_data_folder(tmp_path / "moved", config) == Path("d")
+    assert training_data_folder(tmp_path / "moved", {"data": "gone", "out": "runs/r"}) is None
+    absolute = {"data": str(work / "d"), "out": str(work / "runs" / "r")}
+    assert training_data_folder(tmp_path / "anywhere", absolute) == work / "d"
+    assert training_data_folder(work / "runs" / "r", {}) is None
