@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,32 @@ def preset_for(card: ModelCard) -> TaskPreset:
     return task_preset(card.task, None if drf is None else round(drf))
 
 
+_KEYS = ("seed", "task", "site")
+
+
+def same_subjects_as(documentation: Mapping[str, Any], data: str | Path) -> list[str]:
+    """Which of the card's own sets (``"training set"``, ``"held-out set"``, ``"confirmation set"``) the
+    folder ``data`` repeats: simulated with the same seed, task and site (from its ``dataset.json``).
+
+    An empty list when the folder has no ``dataset.json`` (a site's own data) or repeats none of them.
+    """
+    path = Path(data) / "dataset.json"
+    if not path.is_file():
+        return []
+    mine = json.loads(path.read_text())
+    metrics = documentation.get("metrics", {})
+    sets = {
+        "training set": documentation.get("training", {}).get("dataset"),
+        "held-out set": metrics.get("test_dataset"),
+        "confirmation set": metrics.get("confirmation", {}).get("test_dataset"),
+    }
+    return [
+        name
+        for name, other in sets.items()
+        if isinstance(other, dict) and all(other.get(k) == mine.get(k) for k in _KEYS)
+    ]
+
+
 def score(engine: Engine, model: str, data: str | Path, version: str | None = None) -> dict[str, Any]:
     """Score ``model`` (``version``: None = the repository's default) on every subject under ``data``.
 
@@ -71,6 +99,7 @@ def score(engine: Engine, model: str, data: str | Path, version: str | None = No
         "target": TARGETS[card.task.value],
         "target_met": meets_target(card.task.value, mean),
         "card_held_out_mean": held_out.get("mean"),
+        "same_subjects_as": same_subjects_as(card.documentation, data),
     }
 
 
@@ -97,5 +126,12 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``radtranslate score``; returns the exit code (0 on success)."""
     engine = Engine(args.repository if args.repository is not None else default_repository_path())
-    print(json.dumps(score(engine, args.model, args.data, version=args.version), indent=1))
+    result = score(engine, args.model, args.data, version=args.version)
+    if "training set" in result["same_subjects_as"]:
+        print(
+            f"note: {args.data} holds the subjects this model was trained on (same seed, task and site): "
+            "its figures are not a test; simulate another seed or use your own data.",
+            file=sys.stderr,
+        )
+    print(json.dumps(result, indent=1))
     return 0

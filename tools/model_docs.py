@@ -17,7 +17,9 @@ Every figure below is in the model's `card.json`, computed by `radtranslate expo
 test set through the serving engine, and re-checked by `tests/models/test_shipped_models.py`, which
 re-simulates held-out subjects from the card's seed and reproduces the card's per-subject figures.
 `radtranslate score --model NAME [--version N] --data PAIRED/` computes the same figures on any paired
-folder in the SynthRAD layout: a held-out set, or a site's own data when commissioning a model.
+folder in the SynthRAD layout: a held-out set, or a site's own data when commissioning a model; its
+`same_subjects_as` says when a simulated folder repeats the card's training, held-out or confirmation
+subjects (same seed, task and site), and it warns when they are the training subjects.
 
 > **Simulated data only.** These models are trained and tested on anatomy simulated by this project.
 > They are not clinically validated, and figures on simulated data do not predict performance on patients.

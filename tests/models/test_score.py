@@ -55,6 +55,7 @@ def test_score_reproduces_the_cards_held_out_figures(
     assert out["target"] == card["metrics"]["target"]
     assert out["target_met"] is (out["mean"]["mae_hu"] <= 60.0)
     assert out["card_held_out_mean"] == held_out["mean"]
+    assert out["same_subjects_as"] == ["held-out set"]  # the card's own subjects, said so
 
 
 def test_score_refusals_name_what_is_wrong(
@@ -85,3 +86,46 @@ def test_a_pet_card_with_a_fractional_dose_reduction_factor_is_refused_not_round
     message = r"dose_reduction_factor 2.5, but dataset folders name .* \(pet_low_drfN\)"
     with pytest.raises(InputError, match=message):
         preset_for(dataclasses.replace(card, dose_reduction_factor=2.5))
+
+
+def test_same_subjects_as_names_the_cards_sets_the_folder_repeats(tmp_path: Path) -> None:
+    from export.score import same_subjects_as
+
+    def folder(name: str, **dataset: object) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / "dataset.json").write_text(json.dumps(dataset))
+        return path
+
+    doc = {
+        "training": {"dataset": {"seed": 1, "task": "pet", "site": "brain"}},
+        "metrics": {
+            "test_dataset": {"seed": 1001, "task": "pet", "site": "brain"},
+            "confirmation": {"test_dataset": {"seed": 2001, "task": "pet", "site": "brain", "labels": True}},
+        },
+    }
+    assert same_subjects_as(doc, folder("a", seed=1, task="pet", site="brain", downscale=2)) == [
+        "training set"
+    ]
+    assert same_subjects_as(doc, folder("b", seed=1001, task="pet", site="brain")) == ["held-out set"]
+    assert same_subjects_as(doc, folder("c", seed=2001, task="pet", site="brain")) == ["confirmation set"]
+    assert same_subjects_as(doc, folder("d", seed=1001, task="pet", site="pelvis")) == []
+    assert same_subjects_as(doc, folder("e", seed=7, task="pet", site="brain")) == []
+    assert same_subjects_as(doc, tmp_path / "no_dataset_json") == []
+    assert same_subjects_as({}, folder("f", seed=1001, task="pet", site="brain")) == []
+
+
+@pytest.mark.slow
+def test_scoring_on_the_training_subjects_says_it_is_no_test(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trained_on = _card("mr_to_ct_pelvis")["training"]["dataset"]
+    root = tmp_path / "train_again"
+    options = DatasetOptions(
+        task=Task.MR_TO_CT, site=Site.PELVIS, subjects=1, seed=trained_on["seed"], downscale=4
+    )
+    write_dataset(root, options)
+    assert main(["score", "--model", "mr_to_ct_pelvis", "--data", str(root)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["same_subjects_as"] == ["training set"]
+    assert "holds the subjects this model was trained on" in captured.err
