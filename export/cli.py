@@ -141,7 +141,7 @@ def _scored(evaluation: Any, folder: Path, task: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.evaluate import TARGETS, evaluate_folder, meets_target
+    from export.evaluate import CONVENTIONS, TARGETS, evaluate_folder, meets_target
     from export.onnx_export import export_onnx, load_best
     from export.parity import check_parity
     from export.repository import build_card, write_entry
@@ -205,8 +205,7 @@ def run(args: argparse.Namespace) -> int:
             "test_data": str(args.test_data.name),
             "target": TARGETS[preset.task.value],
             "target_met": meets_target(preset.task.value, evaluation.mean()),
-            "convention": "SynthRAD: MAE/ME/RMSE in HU inside the body mask; PSNR and SSIM on HU clipped "
-            "to [-1024, 3000], data range 4024; HU bands on the reference: air < -200, bone >= 250.",
+            "convention": CONVENTIONS[preset.task.value],
         }
         if args.test_data.joinpath("dataset.json").exists():
             card["metrics"]["test_dataset"] = json.loads(args.test_data.joinpath("dataset.json").read_text())

@@ -32,6 +32,24 @@ TARGETS: dict[str, str] = {
 }
 
 
+_CT_CONVENTION = (
+    "SynthRAD: MAE/ME/RMSE in HU inside the body mask; PSNR and SSIM on HU clipped to [-1024, 3000], "
+    "data range 4024; HU bands on the reference: air < -200, bone >= 250."
+)
+#: How the card's figures are computed, by task value (written into ``metrics.convention``).
+CONVENTIONS: dict[str, str] = {
+    "mr-to-ct": _CT_CONVENTION,
+    "cbct-to-ct": _CT_CONVENTION,
+    "pet-denoise": (
+        "PSNR in SUVbw inside the body mask, peak = the full dose's SUVmax in the mask; PSNR gain = the "
+        "model's PSNR minus the low-dose input's, against the same full dose. Organ SUVmean bias per tissue "
+        "label (>= 50 voxels) and lesion SUVmax bias per lesion label, in % of the full dose's; each "
+        "subject's mean and max of |bias|, averaged over subjects (subjects without lesions leave the "
+        "lesion means out)."
+    ),
+}
+
+
 def meets_target(task: str, mean: Mapping[str, float]) -> bool:
     """Whether held-out mean metrics meet the task's target in :data:`TARGETS`."""
     if task == "mr-to-ct":

@@ -78,6 +78,7 @@ def test_confirmation_set_is_scored_into_the_card_as_score_scores_it(
     assert confirmation["test_dataset"]["seed"] == 2001 and confirmation["test_data"] == "confirm"
     assert confirmation["target_met"] is False  # an untrained network gains no 6 dB
     assert card["training"]["dataset"]["seed"] == 1  # the training set's dataset.json
+    assert "SUVmax" in metrics["convention"] and "HU" not in metrics["convention"]  # PET's own convention
     assert printed["confirmation_mean"] == pytest.approx(confirmation["mean"], nan_ok=True)
     # score, a separate path through the serving engine, gives the card's confirmation figures
     assert (
