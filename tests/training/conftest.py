@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -57,6 +60,26 @@ def phantom_pair(task: Task, seed: int) -> tuple[Volume, Volume]:
         Volume(low, SPACING, modality=Modality.PT, unit=Unit.SUVBW),
         Volume(suv, SPACING, modality=Modality.PT, unit=Unit.SUVBW),
     )
+
+
+def write_pet_folder(root: Path, seeds: range, dataset: dict[str, object] | None = None) -> Path:
+    """Phantom PET subjects ``P<seed>`` in the SynthRAD layout (low dose at DRF 10, full dose, mask),
+    with ``dataset`` written as the folder's ``dataset.json`` when given (what simulate writes)."""
+    from service.imageio import write_image
+
+    for n in seeds:
+        subject = root / f"P{n:03d}"
+        subject.mkdir(parents=True)
+        low, full = phantom_pair(Task.PET_DENOISE, n)
+        write_image(low, subject / "pet_low_drf10.nii.gz")
+        write_image(full, subject / "pet_full.nii.gz")
+        mask = (full.array > 0.5).astype(np.float32)
+        write_image(
+            Volume(mask, full.spacing_mm, modality=Modality.PT, unit=Unit.SUVBW), subject / "mask.nii.gz"
+        )
+    if dataset is not None:
+        (root / "dataset.json").write_text(json.dumps(dataset))
+    return root
 
 
 def prepared(task: Task, seeds: range) -> list[PreparedSubject]:

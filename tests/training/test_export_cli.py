@@ -13,27 +13,12 @@ import pytest
 
 from export.cli import training_data_folder
 from service.cli.main import EXIT_INPUT, main
-from service.imageio import write_image
-from service.inference.card import Task
-from service.volume import Modality, Unit, Volume
-from tests.training.conftest import phantom_pair
+from tests.training.conftest import write_pet_folder
 from tools.model_docs import render
 
 
 def _folder(root: Path, seeds: range, seed: int) -> Path:
-    """Phantom PET subjects in the SynthRAD layout, with the ``dataset.json`` simulate writes."""
-    for n in seeds:
-        subject = root / f"P{n:03d}"
-        subject.mkdir(parents=True)
-        low, full = phantom_pair(Task.PET_DENOISE, n)
-        write_image(low, subject / "pet_low_drf10.nii.gz")
-        write_image(full, subject / "pet_full.nii.gz")
-        mask = (full.array > 0.5).astype(np.float32)
-        write_image(
-            Volume(mask, full.spacing_mm, modality=Modality.PT, unit=Unit.SUVBW), subject / "mask.nii.gz"
-        )
-    (root / "dataset.json").write_text(json.dumps({"seed": seed, "task": "pet", "site": "brain"}))
-    return root
+    return write_pet_folder(root, seeds, {"seed": seed, "task": "pet", "site": "brain"})
 
 
 @pytest.fixture(scope="module")

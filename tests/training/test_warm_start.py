@@ -15,7 +15,7 @@ from models.training.loop import train
 from service.cli.main import main
 from service.errors import OptionError
 from service.inference.card import Task
-from tests.training.conftest import TINY, prepared
+from tests.training.conftest import TINY, prepared, write_pet_folder
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "models" / "repository"
 
@@ -142,30 +142,10 @@ def test_a_parent_that_cannot_seed_the_run_is_refused_with_the_fix(parent: Path,
     assert not (tmp_path / "child").exists() or not (tmp_path / "child" / "checkpoint.pt").exists()
 
 
-def _dataset(root: Path) -> Path:
-    import numpy as np
-
-    from service.imageio import write_image
-    from service.volume import Modality, Unit, Volume
-    from tests.training.conftest import phantom_pair
-
-    for n in range(2):
-        subject = root / f"P00{n}"
-        subject.mkdir(parents=True)
-        low, full = phantom_pair(Task.PET_DENOISE, n)
-        write_image(low, subject / "pet_low_drf10.nii.gz")
-        write_image(full, subject / "pet_full.nii.gz")
-        mask = (full.array > 0.5).astype(np.float32)
-        write_image(
-            Volume(mask, full.spacing_mm, modality=Modality.PT, unit=Unit.SUVBW), subject / "mask.nii.gz"
-        )
-    return root
-
-
 def test_cli_init_from_starts_the_run_at_the_parent_or_names_the_mismatch(
     parent: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = _dataset(tmp_path / "data")
+    data = write_pet_folder(tmp_path / "data", range(2))
     args = [
         "train", "--task", "pet-denoise", "--data", str(data), "--epochs", "1", "--steps-per-epoch", "1",
         "--batch-size", "2", "--crop-px", "32", "--context-slices", "3", "--threads", "1", "--seed", "3",
