@@ -88,11 +88,6 @@ def _training_record(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _dataset_json(folder: Path) -> dict[str, Any] | None:
-    path = folder / "dataset.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def check_confirmation(test_data: Path, confirm_data: Path, training_data: Path | None) -> None:
     """Refuse a confirmation folder that is not a set of new subjects.
 
@@ -102,6 +97,7 @@ def check_confirmation(test_data: Path, confirm_data: Path, training_data: Path 
         ``confirm_data`` is not a folder, is ``test_data`` itself, or was simulated with the seed
         (and task and site) of the held-out or the training set, so it holds the same subjects.
     """
+    from export.evaluate import dataset_record, same_subjects
     from service.errors import OptionError
 
     if not confirm_data.is_dir():
@@ -114,27 +110,24 @@ def check_confirmation(test_data: Path, confirm_data: Path, training_data: Path 
             f"--confirm-data is --test-data ({str(test_data)!r}): a confirmation set must hold other "
             "subjects; simulate one with another seed."
         )
-    confirm = _dataset_json(confirm_data)
-    if confirm is None:
-        return
+    confirm = dataset_record(confirm_data)
     for option, folder in (("--test-data", test_data), ("the training data", training_data)):
-        other = _dataset_json(folder) if folder is not None and folder.is_dir() else None
-        if other is not None and all(other.get(k) == confirm.get(k) for k in ("seed", "task", "site")):
+        if folder is not None and same_subjects(confirm, dataset_record(folder)):
             raise OptionError(
                 f"--confirm-data {str(confirm_data)!r} was simulated with the seed of {option} "
-                f"({confirm.get('seed')}): it holds the same subjects; simulate it with another seed."
+                f"({(confirm or {}).get('seed')}): it holds the same subjects; simulate it with another seed."
             )
 
 
 def _scored(evaluation: Any, folder: Path, task: str) -> dict[str, Any]:
-    from export.evaluate import meets_target
+    from export.evaluate import dataset_record, meets_target
 
     record = {
         **evaluation.to_dict(),
         "test_data": folder.name,
         "target_met": meets_target(task, evaluation.mean()),
     }
-    dataset = _dataset_json(folder)
+    dataset = dataset_record(folder)
     if dataset is not None:
         record["test_dataset"] = dataset
     return record

@@ -8,6 +8,7 @@ PET: PSNR gain over the low-dose input, SUVmean bias per organ label, SUVmax bia
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,18 @@ CONVENTIONS: dict[str, str] = {
         "lesion means out)."
     ),
 }
+
+
+def dataset_record(folder: str | Path) -> dict[str, Any] | None:
+    """The ``dataset.json`` that ``radtranslate simulate`` wrote in ``folder``; ``None`` for a site's data."""
+    path = Path(folder) / "dataset.json"
+    return dict(json.loads(path.read_text())) if path.is_file() else None
+
+
+def same_subjects(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """Whether two ``dataset.json`` records hold the same simulated subjects: subject i depends only on
+    (seed, task, site, i), so equal seed, task and site mean the same subjects at any grid or format."""
+    return a is not None and b is not None and all(a.get(k) == b.get(k) for k in ("seed", "task", "site"))
 
 
 def meets_target(task: str, mean: Mapping[str, float]) -> bool:

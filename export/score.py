@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from export.evaluate import TARGETS, Evaluation, evaluate_folder, meets_target
+from export.evaluate import TARGETS, Evaluation, dataset_record, evaluate_folder, meets_target, same_subjects
 from models.training.config import TaskPreset, task_preset
 from service.errors import InputError
 from service.inference.card import ModelCard, Task
@@ -47,30 +47,20 @@ def preset_for(card: ModelCard) -> TaskPreset:
     return task_preset(card.task, None if drf is None else round(drf))
 
 
-_KEYS = ("seed", "task", "site")
-
-
 def same_subjects_as(documentation: Mapping[str, Any], data: str | Path) -> list[str]:
     """Which of the card's own sets (``"training set"``, ``"held-out set"``, ``"confirmation set"``) the
     folder ``data`` repeats: simulated with the same seed, task and site (from its ``dataset.json``).
 
     An empty list when the folder has no ``dataset.json`` (a site's own data) or repeats none of them.
     """
-    path = Path(data) / "dataset.json"
-    if not path.is_file():
-        return []
-    mine = json.loads(path.read_text())
+    mine = dataset_record(data)
     metrics = documentation.get("metrics", {})
     sets = {
         "training set": documentation.get("training", {}).get("dataset"),
         "held-out set": metrics.get("test_dataset"),
         "confirmation set": metrics.get("confirmation", {}).get("test_dataset"),
     }
-    return [
-        name
-        for name, other in sets.items()
-        if isinstance(other, dict) and all(other.get(k) == mine.get(k) for k in _KEYS)
-    ]
+    return [name for name, other in sets.items() if isinstance(other, dict) and same_subjects(mine, other)]
 
 
 def score(engine: Engine, model: str, data: str | Path, version: str | None = None) -> dict[str, Any]:
