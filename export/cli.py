@@ -7,7 +7,10 @@ import json
 import platform
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from export.evaluate import Evaluation
 
 #: Parity tolerance per output unit (issue contract: 1 HU / 0.01 SUV).
 PARITY_TOLERANCE = {"HU": 1.0, "SUVbw": 0.01}
@@ -119,7 +122,7 @@ def check_confirmation(test_data: Path, confirm_data: Path, training_data: Path 
             )
 
 
-def _scored(evaluation: Any, folder: Path, task: str) -> dict[str, Any]:
+def _scored(evaluation: Evaluation, folder: Path, task: str) -> dict[str, Any]:
     from export.evaluate import dataset_record, meets_target
 
     record = {
@@ -134,7 +137,7 @@ def _scored(evaluation: Any, folder: Path, task: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.evaluate import CONVENTIONS, TARGETS, evaluate_folder, meets_target
+    from export.evaluate import CONVENTIONS, TARGETS, dataset_record, evaluate_folder, meets_target
     from export.onnx_export import export_onnx, load_best
     from export.parity import check_parity
     from export.repository import build_card, write_entry
@@ -200,8 +203,9 @@ def run(args: argparse.Namespace) -> int:
             "target_met": meets_target(preset.task.value, evaluation.mean()),
             "convention": CONVENTIONS[preset.task.value],
         }
-        if args.test_data.joinpath("dataset.json").exists():
-            card["metrics"]["test_dataset"] = json.loads(args.test_data.joinpath("dataset.json").read_text())
+        held_out_set = dataset_record(args.test_data)
+        if held_out_set is not None:
+            card["metrics"]["test_dataset"] = held_out_set
         if not evaluation.subjects:
             raise OptionError(f"--test-data {args.test_data} holds no subject: simulate a held-out set.")
         if args.confirm_data is not None:
