@@ -206,16 +206,18 @@ class CycleGAN(_Base):
             self.w.cycle
             * ((self.g_ba(fake_b) - real_a).abs().mean() + (self.g_ab(fake_a) - real_b).abs().mean())
             if self.w.cycle > 0
-            else torch.zeros(())
+            else torch.zeros((), device=real_a.device)
         )
         identity = (
             self.w.identity
             * ((self.g_ab(real_b) - real_b).abs().mean() + (self.g_ba(real_a) - real_a).abs().mean())
             if self.w.identity > 0
-            else torch.zeros(())
+            else torch.zeros((), device=real_a.device)
         )
         paired = (
-            self.w.paired_l1 * (fake_b - paired_b).abs().mean() if self.w.paired_l1 > 0 else torch.zeros(())
+            self.w.paired_l1 * (fake_b - paired_b).abs().mean()
+            if self.w.paired_l1 > 0
+            else torch.zeros((), device=real_a.device)
         )
         loss_g = adv + cycle + identity + paired
         loss_g.backward()

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# One session on a lent GPU machine (PyTorch there, no SimpleITK, nothing to download): simulate the
+# brain MR→CT and CBCT→CT training sets in memory (tools/train_simulated.py), train four runs side by
+# side on the GPU, each sized to end before a deadline, and pack each run folder (best.pt,
+# metrics.jsonl, timing.json, command.txt, log; not checkpoint.pt) into $OUT/<run>.tgz.
+#
+#   bash tools/gpu_train_session.sh            # from the repository root, wheels in .whl/
+#
+# The wheels the machine lacks (monai, nibabel, nilearn for its MNI152 template, pydicom) travel in
+# .whl/. Environment knobs for a rehearsal on a CPU machine: BUDGET_S (seconds from start to the end
+# of training), DEVICE, MR_SUBJECTS, CBCT_SUBJECTS, STEPS, BATCH, CH_A, CH_B, SIM_WORKERS, CALIB_STEPS.
+set -u
+START=$(date +%s)
+BUDGET_S=${BUDGET_S:-520}
+DEVICE=${DEVICE:-cuda}
+MR_SUBJECTS=${MR_SUBJECTS:-120}
+CBCT_SUBJECTS=${CBCT_SUBJECTS:-80}
+STEPS=${STEPS:-200}
+BATCH=${BATCH:-16}
+CH_A=${CH_A:-32,64,128,256}
+CH_B=${CH_B:-64,128,256,512}
+SIM_WORKERS=${SIM_WORKERS:-8}
+CALIB_STEPS=${CALIB_STEPS:-40}
+THREADS=${THREADS:-3}
+OUT=${OUT:?set OUT to the folder that receives the results}
+REPO=$(pwd)
+W=${WORK:-/tmp/gpu_session}
+export PYTHONUNBUFFERED=1
+
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site:$REPO
+else
+    export PYTHONPATH=$REPO
+fi
+mkdir -p "$W/runs" "$OUT"
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+    python3 -c "import sys, torch, monai, numpy; print(sys.version.split()[0], 'torch', torch.__version__, \
+'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-', \
+'monai', monai.__version__, 'numpy', numpy.__version__)"
+    python3 -c "import onnxruntime as ort; print('onnxruntime', ort.__version__, ort.get_available_providers())"
+    nproc
+} > "$OUT/session.txt" 2>&1
+cd "$W" || exit 1
+
+# 1. Simulate both training sets at once (one process per core between them).
+OMP_NUM_THREADS=1 python3 "$REPO/tools/train_simulated.py" simulate --task mr-to-ct --site brain \
+    --subjects "$MR_SUBJECTS" --seed 1 --workers "$SIM_WORKERS" --out mr.pkl > sim_mr.log 2>&1 &
+SIM1=$!
+OMP_NUM_THREADS=1 python3 "$REPO/tools/train_simulated.py" simulate --task cbct-to-ct --site brain \
+    --subjects "$CBCT_SUBJECTS" --seed 1 --workers "$SIM_WORKERS" --out cbct.pkl > sim_cbct.log 2>&1 &
+SIM2=$!
+wait $SIM1 $SIM2
+cp sim_mr.log sim_cbct.log "$OUT/" 2>/dev/null
+echo "simulated at +$(($(date +%s) - START)) s" >> "$OUT/session.txt"
+
+# 2. Four runs side by side, each fitted to the deadline.
+FIT=$((START + BUDGET_S))
+MR="--task mr-to-ct --data mr_brain_train --lr 5e-4 --crop-px 128 --seed 1 --loss-weight adversarial=0.1"
+CB="--task cbct-to-ct --data cbct_brain_train --lr 5e-4 --crop-px 128 --seed 1 --paired-l1 100 \
+--loss-weight adversarial=0.1 --loss-weight cycle=1 --loss-weight identity=0"
+COMMON="--steps-per-epoch $STEPS --batch-size $BATCH --ema-decay 0.998 --threads $THREADS --device $DEVICE --no-progress"
+run() {  # name pickle options...
+    local name=$1 pkl=$2
+    shift 2
+    python3 "$REPO/tools/train_simulated.py" train --subjects-file "$pkl" --fit-until "$FIT" \
+        --calibration-steps "$CALIB_STEPS" -- "$@" --out "runs/$name" > "runs/$name.log" 2>&1
+}
+# shellcheck disable=SC2086
+run gpu_mr_a mr.pkl $MR --channels "$CH_A" $COMMON &
+# shellcheck disable=SC2086
+run gpu_mr_b mr.pkl $MR --channels "$CH_B" $COMMON &
+# shellcheck disable=SC2086
+run gpu_cbct_a cbct.pkl $CB --channels "$CH_A" $COMMON &
+# shellcheck disable=SC2086
+run gpu_cbct_b cbct.pkl $CB --channels "$CH_B" $COMMON &
+
+# 3. A hard stop 15 s after the deadline, whatever is still running, then pack.
+while [ -n "$(jobs -rp)" ] && [ "$(date +%s)" -lt $((FIT + 15)) ]; do sleep 2; done
+for pid in $(jobs -rp); do kill "$pid" 2>/dev/null; done
+pkill -f train_simulated.py 2>/dev/null
+sleep 1
+echo "packed at +$(($(date +%s) - START)) s" >> "$OUT/session.txt"
+nvidia-smi >> "$OUT/session.txt" 2>&1
+for name in gpu_mr_a gpu_mr_b gpu_cbct_a gpu_cbct_b; do
+    [ -d "runs/$name" ] || continue
+    cp "runs/$name.log" "runs/$name/train.log"
+    tar -czf "$OUT/$name.tgz" --exclude=checkpoint.pt -C runs "$name"
+done
+ls -la "$OUT" >> "$OUT/session.txt"
