@@ -128,15 +128,17 @@ def fit_epochs(
     """The most epochs of ``steps_per_epoch`` steps (plus one validation each) that fit ``budget_s``.
 
     The last ``decay_fraction`` of them (rounded) decay the learning rate. Refuses a budget that holds
-    fewer than two epochs, and non-finite or negative costs.
+    fewer than two epochs (or none: a deadline already passed), and non-finite or negative costs.
     """
-    for name, value in (("budget_s", budget_s), ("step_s", step_s), ("validate_s", validate_s)):
+    if not math.isfinite(budget_s):
+        raise ValueError(f"budget_s must be a finite number, got {budget_s!r}: pass a deadline.")
+    for name, value in (("step_s", step_s), ("validate_s", validate_s)):
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}: calibrate again.")
     if not 0.0 <= decay_fraction < 1.0:
         raise ValueError(f"decay_fraction must be in [0, 1), got {decay_fraction!r}: pass e.g. 0.4.")
     per_epoch = steps_per_epoch * step_s + validate_s
-    epochs = int(budget_s // per_epoch) if per_epoch > 0 else 0
+    epochs = int(max(budget_s, 0.0) // per_epoch) if per_epoch > 0 else 0
     if epochs < 2:
         raise ValueError(
             f"a budget of {budget_s:.0f} s holds {epochs} epoch(s) of {per_epoch:.1f} s: "
@@ -238,7 +240,13 @@ def _cmd_train(ns: argparse.Namespace) -> int:
     if ns.fit_until is not None:
         step_s, validate_s = _calibrate(config, train_set, val_set, ns.calibration_steps)
         budget = ns.fit_until - time.time()
-        fit = fit_epochs(budget * ns.safety, config.steps_per_epoch, step_s, validate_s, ns.decay_fraction)
+        try:
+            fit = fit_epochs(
+                budget * ns.safety, config.steps_per_epoch, step_s, validate_s, ns.decay_fraction
+            )
+        except ValueError as exc:
+            print(f"error: --fit-until: {exc}", file=sys.stderr)
+            return 2
         config = replace(config, epochs=fit.epochs, decay_epochs=fit.decay_epochs)
         train_argv = _replace_epochs(train_argv, fit.epochs, fit.decay_epochs)
         print(
@@ -266,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--seed", required=True, type=int)
     s.add_argument("--drfs", type=int, nargs="+", default=[4, 10, 20, 50, 100])
     s.add_argument("--labels", action="store_true")
+    s.add_argument("--downscale", type=int, default=1, help="as simulate --downscale (tests)")
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--out", required=True, type=Path, help="pickle file to write")
     d = sub.add_parser("digest", help="digests of a dataset folder's subjects")
@@ -283,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.command == "simulate":
         options = DatasetOptions(
             task=ns.task, site=ns.site, subjects=ns.subjects, seed=ns.seed, drfs=tuple(ns.drfs),
-            write_labels=ns.labels,
+            write_labels=ns.labels, downscale=ns.downscale,
         )  # fmt: skip
         started = time.perf_counter()
         subjects = simulate_in_memory(options, Path("."), ns.workers)
