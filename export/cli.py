@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +65,26 @@ def training_data_folder(run_dir: Path, config: dict[str, Any]) -> Path | None:
     return next((c for c in candidates if c.is_dir()), None)
 
 
+def training_hardware(timing: dict[str, Any] | None) -> str:
+    """Where the run trained, from its ``timing.json`` sessions (the exporting machine is not that).
+
+    One phrase per distinct session kind, e.g. ``"NVIDIA H200 GPU (x86_64 host, 16 CPUs)"`` or
+    ``"CPU: x86_64, 2 CPUs, 2 torch threads"``; runs older than ``timing.json`` say so.
+    """
+    sessions = (timing or {}).get("sessions") or []
+    kinds: list[str] = []
+    for s in sessions:
+        machine = str(s.get("machine") or "unknown machine").split()[0]
+        cpus = s.get("cpu_count")
+        if s.get("device", "cpu") != "cpu":
+            kind = f"{s['device']} GPU ({machine} host, {cpus} CPUs)"
+        else:
+            kind = f"CPU: {machine}, {cpus} CPUs, {s.get('torch_threads')} torch threads"
+        if kind not in kinds:
+            kinds.append(kind)
+    return "; ".join(kinds) if kinds else "not recorded (the run folder has no timing.json)"
+
+
 def _training_record(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
     metrics_path = run_dir / "metrics.jsonl"
     history = (
@@ -79,13 +98,13 @@ def _training_record(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
         "best_epoch": payload.get("epoch"),
         "best_val_mae": payload.get("val_mae"),
         "epochs_logged": len(history),
-        "hardware": f"{platform.machine()} CPU, {platform.processor() or 'unknown model'}; torch CPU build",
     }
     if dataset_json is not None and dataset_json.exists():
         record["dataset"] = json.loads(dataset_json.read_text())
     timing = run_dir / "timing.json"
     if timing.exists():
         record["timing"] = json.loads(timing.read_text())
+    record["hardware"] = training_hardware(record.get("timing"))
     if payload.get("init") is not None:  # a warm start: the parent run's checkpoint, options and time
         record["initialised_from"] = payload["init"]
     return record

@@ -161,7 +161,11 @@ def render(card: dict[str, Any], earlier: list[dict[str, Any]] | None = None) ->
     training = card.get("training", {})
     timing = training.get("timing", {})
     sessions = timing.get("sessions", [])
-    machines = ", ".join(sorted({str(s.get("machine", "?")) for s in sessions})) or "n/a"
+    # platform.machine() then platform.processor(), which is often the same word ("x86_64 x86_64")
+    machines = (
+        ", ".join(sorted({" ".join(dict.fromkeys(str(s.get("machine", "?")).split())) for s in sessions}))
+        or "n/a"
+    )
     devices = ", ".join(sorted({str(s.get("device")) for s in sessions}))
     lines = [
         f"## {card['name']} (version {card['version']}): {card.get('title', card['task'])}",

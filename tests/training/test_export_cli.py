@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from export.cli import training_data_folder
+from export.cli import training_data_folder, training_hardware
 from service.cli.main import EXIT_INPUT, main
 from tests.training.conftest import write_pet_folder
 from tools.model_docs import render
@@ -63,6 +63,11 @@ def test_confirmation_set_is_scored_into_the_card_as_score_scores_it(
     assert confirmation["test_dataset"]["seed"] == 2001 and confirmation["test_data"] == "confirm"
     assert confirmation["target_met"] is False  # an untrained network gains no 6 dB
     assert card["training"]["dataset"]["seed"] == 1  # the training set's dataset.json
+    # Where the run trained (its timing.json), not where it was exported.
+    assert card["training"]["hardware"] == training_hardware(card["training"]["timing"])
+    assert (
+        card["training"]["hardware"].startswith("CPU: ") and "1 torch threads" in card["training"]["hardware"]
+    )
     assert "SUVmax" in metrics["convention"] and "HU" not in metrics["convention"]  # PET's own convention
     assert printed["confirmation_mean"] == pytest.approx(confirmation["mean"], nan_ok=True)
     # score, a separate path through the serving engine, gives the card's confirmation figures
@@ -138,3 +143,20 @@ def test_a_runs_relative_data_folder_is_found_from_the_run_folder(
     absolute = {"data": str(work / "d"), "out": str(work / "runs" / "r")}
     assert training_data_folder(tmp_path / "anywhere", absolute) == work / "d"
     assert training_data_folder(work / "runs" / "r", {}) is None
+
+
+def test_training_hardware_names_each_kind_of_session_once() -> None:
+    gpu = {
+        "seconds": 5.0,
+        "machine": "x86_64 x86_64",
+        "cpu_count": 16,
+        "torch_threads": 3,
+        "device": "NVIDIA H200",
+    }
+    cpu = {"seconds": 9.0, "machine": "x86_64", "cpu_count": 2, "torch_threads": 2, "device": "cpu"}
+    timing = {"seconds_total": 19.0, "sessions": [gpu, cpu, gpu]}
+    assert (
+        training_hardware(timing)
+        == "NVIDIA H200 GPU (x86_64 host, 16 CPUs); CPU: x86_64, 2 CPUs, 2 torch threads"
+    )
+    assert training_hardware(None) == "not recorded (the run folder has no timing.json)"
