@@ -101,10 +101,11 @@ def _training_record(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
     }
     if dataset_json is not None and dataset_json.exists():
         record["dataset"] = json.loads(dataset_json.read_text())
-    timing = run_dir / "timing.json"
-    if timing.exists():
-        record["timing"] = json.loads(timing.read_text())
-    record["hardware"] = training_hardware(record.get("timing"))
+    timing_path = run_dir / "timing.json"
+    timing: dict[str, Any] | None = json.loads(timing_path.read_text()) if timing_path.exists() else None
+    if timing is not None:
+        record["timing"] = timing
+    record["hardware"] = training_hardware(timing)
     if payload.get("init") is not None:  # a warm start: the parent run's checkpoint, options and time
         record["initialised_from"] = payload["init"]
     return record
