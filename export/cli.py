@@ -85,22 +85,32 @@ def training_hardware(timing: dict[str, Any] | None) -> str:
     return "; ".join(kinds) if kinds else "not recorded (the run folder has no timing.json)"
 
 
+def training_dataset(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The training set's ``dataset.json`` record: the one ``train`` kept in ``best.pt``, else (runs made
+    before it kept one) the one in the training folder, when that folder is still there."""
+    from models.simulation.loader import dataset_record
+
+    if payload.get("dataset") is not None:
+        return dict(payload["dataset"])
+    folder = training_data_folder(run_dir, payload.get("config", {}))
+    return dataset_record(folder) if folder is not None else None
+
+
 def _training_record(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
     metrics_path = run_dir / "metrics.jsonl"
     history = (
         [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
     )
     config = payload.get("config", {})
-    data = training_data_folder(run_dir, config)
-    dataset_json = data / "dataset.json" if data is not None else None
     record = {
         "config": {k: v for k, v in config.items() if k not in ("out",)},
         "best_epoch": payload.get("epoch"),
         "best_val_mae": payload.get("val_mae"),
         "epochs_logged": len(history),
     }
-    if dataset_json is not None and dataset_json.exists():
-        record["dataset"] = json.loads(dataset_json.read_text())
+    dataset = training_dataset(run_dir, payload)
+    if dataset is not None:
+        record["dataset"] = dataset
     timing_path = run_dir / "timing.json"
     timing: dict[str, Any] | None = json.loads(timing_path.read_text()) if timing_path.exists() else None
     if timing is not None:
@@ -111,7 +121,7 @@ def _training_record(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def check_confirmation(test_data: Path, confirm_data: Path, training_data: Path | None) -> None:
+def check_confirmation(test_data: Path, confirm_data: Path, training_set: dict[str, Any] | None) -> None:
     """Refuse a confirmation folder that is not a set of new subjects.
 
     Raises
@@ -120,7 +130,8 @@ def check_confirmation(test_data: Path, confirm_data: Path, training_data: Path 
         ``confirm_data`` is not a folder, is ``test_data`` itself, or was simulated with the seed
         (and task and site) of the held-out or the training set, so it holds the same subjects.
     """
-    from export.evaluate import dataset_record, same_subjects
+    from export.evaluate import same_subjects
+    from models.simulation.loader import dataset_record
     from service.errors import OptionError
 
     if not confirm_data.is_dir():
@@ -134,8 +145,8 @@ def check_confirmation(test_data: Path, confirm_data: Path, training_data: Path 
             "subjects; simulate one with another seed."
         )
     confirm = dataset_record(confirm_data)
-    for option, folder in (("--test-data", test_data), ("the training data", training_data)):
-        if folder is not None and same_subjects(confirm, dataset_record(folder)):
+    for option, record in (("--test-data", dataset_record(test_data)), ("the training data", training_set)):
+        if same_subjects(confirm, record):
             raise OptionError(
                 f"--confirm-data {str(confirm_data)!r} was simulated with the seed of {option} "
                 f"({(confirm or {}).get('seed')}): it holds the same subjects; simulate it with another seed."
@@ -143,7 +154,8 @@ def check_confirmation(test_data: Path, confirm_data: Path, training_data: Path 
 
 
 def _scored(evaluation: Evaluation, folder: Path, task: str) -> dict[str, Any]:
-    from export.evaluate import dataset_record, meets_target
+    from export.evaluate import meets_target
+    from models.simulation.loader import dataset_record
 
     record = {
         **evaluation.to_dict(),
@@ -157,11 +169,12 @@ def _scored(evaluation: Evaluation, folder: Path, task: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.evaluate import CONVENTIONS, TARGETS, dataset_record, evaluate_folder, meets_target
+    from export.evaluate import CONVENTIONS, TARGETS, evaluate_folder, meets_target
     from export.onnx_export import export_onnx, load_best
     from export.parity import check_parity
     from export.repository import build_card, write_entry
     from models.networks import GeneratorSpec, size_multiple
+    from models.simulation.loader import dataset_record
     from models.training.config import TrainConfig
     from models.training.dataset import load_prepared
     from service.errors import NumericError, OptionError
@@ -177,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     preset = config.preset
     doc: dict[str, Any] = json.loads(args.doc.read_text()) if args.doc else {}
     if args.confirm_data is not None:
-        check_confirmation(args.test_data, args.confirm_data, training_data_folder(args.run, cfg))
+        check_confirmation(args.test_data, args.confirm_data, training_dataset(args.run, payload))
     test_subjects, _ = load_prepared(config)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_onnx(module, Path(tmp) / "model.onnx", in_channels=spec.in_channels,

@@ -8,7 +8,6 @@ PET: PSNR gain over the low-dose input, SUVmean bias per organ label, SUVmax bia
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,12 +48,6 @@ CONVENTIONS: dict[str, str] = {
         "lesion means out)."
     ),
 }
-
-
-def dataset_record(folder: str | Path) -> dict[str, Any] | None:
-    """The ``dataset.json`` that ``radtranslate simulate`` wrote in ``folder``; ``None`` for a site's data."""
-    path = Path(folder) / "dataset.json"
-    return dict(json.loads(path.read_text())) if path.is_file() else None
 
 
 def same_subjects(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:

@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from export.evaluate import TARGETS, Evaluation, dataset_record, evaluate_folder, meets_target, same_subjects
+from export.evaluate import TARGETS, Evaluation, evaluate_folder, meets_target, same_subjects
+from models.simulation.loader import dataset_record
 from models.training.config import TaskPreset, task_preset
 from service.errors import InputError
 from service.inference.card import ModelCard, Task

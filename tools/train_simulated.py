@@ -11,7 +11,7 @@ reading is replaced by the subjects in memory.
 Commands::
 
     python tools/train_simulated.py simulate --task mr-to-ct --site brain --subjects 120 --seed 1 \\
-        --workers 8 --out mr.pkl              # subjects in memory, pickled; prints their digests
+        --workers 8 --out mr.pkl      # the subjects and their dataset.json record, pickled; prints digests
     python tools/train_simulated.py digest DATA/ [--subjects N]   # the same digests from a folder
     python tools/train_simulated.py train --subjects-file mr.pkl [--fit-until UNIX_TIME] \\
         -- --task mr-to-ct --data DATA --out RUN ...              # radtranslate train's options
@@ -225,7 +225,8 @@ def _cmd_train(ns: argparse.Namespace) -> int:
     from models.training.loop import train
 
     with open(ns.subjects_file, "rb") as fh:
-        subjects: list[Subject] = pickle.load(fh)
+        pickled: dict[str, Any] = pickle.load(fh)
+    subjects: list[Subject] = pickled["subjects"]
     train_argv = list(ns.train_argv)
     config = _config(train_argv)
 
@@ -256,7 +257,7 @@ def _cmd_train(ns: argparse.Namespace) -> int:
         )
     config.out.mkdir(parents=True, exist_ok=True)
     (config.out / "command.txt").write_text("radtranslate train " + shlex.join(train_argv) + "\n")
-    result = train(config, train_set, val_set, progress=False)
+    result = train(config, train_set, val_set, progress=False, dataset=pickled["dataset"])
     print(json.dumps({"best_val_mae": result.best_val_mae, "best_epoch": result.best_epoch,
                       "seconds": round(result.seconds, 1)}), flush=True)  # fmt: skip
     return 0
@@ -297,7 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         subjects = simulate_in_memory(options, Path("."), ns.workers)
         with open(ns.out, "wb") as fh:
-            pickle.dump(subjects, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            # The dataset.json that simulate would write for these subjects: train keeps it in best.pt.
+            pickle.dump(
+                {"dataset": options.describe(), "subjects": subjects}, fh, protocol=pickle.HIGHEST_PROTOCOL
+            )
         for subject in subjects:
             print(subject.name, digest(subject))
         print(f"simulated {len(subjects)} subjects in {time.perf_counter() - started:.1f} s", flush=True)

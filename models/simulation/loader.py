@@ -10,10 +10,12 @@ implies. The loader refuses a folder that lacks what the task needs, holds one i
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -193,3 +195,9 @@ def iter_dataset(root: str | Path, task: str | None = None) -> Iterator[Subject]
         )
     for folder in folders:
         yield load_subject(folder, task)
+
+
+def dataset_record(folder: str | Path) -> dict[str, Any] | None:
+    """The ``dataset.json`` that ``radtranslate simulate`` wrote in ``folder``; ``None`` for a site's data."""
+    path = Path(folder) / "dataset.json"
+    return dict(json.loads(path.read_text())) if path.is_file() else None

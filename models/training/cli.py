@@ -128,6 +128,7 @@ def _loss_weights(items: list[str]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from models.simulation.loader import dataset_record
     from models.training.config import TrainConfig
     from models.training.dataset import load_prepared
     from models.training.loop import train
@@ -155,7 +156,14 @@ def run(args: argparse.Namespace) -> int:
     )
     train_set, val_set = load_prepared(config)
     print(f"training {config.task.value}: {len(train_set)} subjects, validating on {len(val_set)}")
-    result = train(config, train_set, val_set, resume=args.resume, progress=not args.no_progress)
+    result = train(
+        config,
+        train_set,
+        val_set,
+        resume=args.resume,
+        progress=not args.no_progress,
+        dataset=dataset_record(config.data),
+    )
     summary = {
         "epochs_run": result.epochs_run,
         "best_val_mae": result.best_val_mae,

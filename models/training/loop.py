@@ -11,6 +11,9 @@ Outputs in ``config.out``:
   epochs after its checkpoint, so each epoch appears once (``run_log.py``).
 - With ``config.init_from``, the networks start at a parent run's checkpoint (``warm_start.py``); the
   parent is recorded in ``checkpoint.pt`` and ``best.pt``.
+- ``dataset``, given by the caller (the training folder's ``dataset.json``, ``None`` for a site's own
+  data), is kept in ``checkpoint.pt`` and ``best.pt``, so that export can name the training subjects
+  after the folder is gone; a resume on data with another record is refused.
 - ``timing.json``: wall seconds and hardware per session, summed over resumptions; rewritten after every
   epoch, so a killed session keeps its time up to the checkpoint a resume continues from (``run_log.py``).
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +86,7 @@ def _best_payload(
     epoch: int,
     val_mae: float | None,
     init: dict[str, Any] | None,
+    dataset: dict[str, Any] | None,
 ) -> dict[str, Any]:
     return {
         "family": config.preset.family,
@@ -92,6 +96,7 @@ def _best_payload(
         "val_mae": val_mae,
         "config": config.to_dict(),
         "init": init,
+        "dataset": dataset,
     }
 
 
@@ -128,8 +133,13 @@ def train(
     *,
     resume: bool = False,
     progress: bool = True,
+    dataset: Mapping[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``config.preset.family`` on prepared subjects; see the module docstring for outputs."""
+    """Train ``config.preset.family`` on prepared subjects; see the module docstring for outputs.
+
+    ``dataset`` is the training set's ``dataset.json`` record (``None``: not simulated, or unknown).
+    """
+    data_record = None if dataset is None else dict(dataset)
     started = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -195,6 +205,13 @@ def train(
         start_epoch, best_mae, best_epoch = state["epoch"], state["best_mae"], state["best_epoch"]
         init = state.get("init")
         check_resumed_parent(config, init)
+        kept = state.get("dataset")
+        if kept is not None and data_record is not None and kept != data_record:
+            raise OptionError(
+                f"--resume: the checkpoint was trained on the dataset {kept}, --data holds {data_record}: "
+                "resume with the run's own --data, or start a new run in a new --out folder."
+            )
+        data_record = kept if kept is not None else data_record
         if not config.schedule_agrees(state["config"], start_epoch):
             log.warning(
                 "--resume: epochs 1-%d ran at learning rates other than this run's schedule "
@@ -242,7 +259,7 @@ def train(
             fh.write(json.dumps(record) + "\n")
         if val_mae is not None and (best_mae is None or val_mae < best_mae):
             best_mae, best_epoch = val_mae, epoch + 1
-            _save(best_path, _best_payload(config, validated, epoch + 1, val_mae, init))
+            _save(best_path, _best_payload(config, validated, epoch + 1, val_mae, init, data_record))
         _save(
             ckpt_path,
             {
@@ -255,6 +272,7 @@ def train(
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 "init": init,
+                "dataset": data_record,
                 **({} if average is None else {"ema": average.state_dict()}),
             },
         )
@@ -262,7 +280,7 @@ def train(
         log.info("epoch %d: %s", epoch + 1, record)
     if not val_subjects:
         final = served if average is None else average.module
-        _save(best_path, _best_payload(config, final, config.epochs, None, init))
+        _save(best_path, _best_payload(config, final, config.epochs, None, init, data_record))
     record_timing(timing_path, earlier, time.perf_counter() - started, config.epochs - start_epoch, device)
     return TrainResult(
         epochs_run=config.epochs - start_epoch,

@@ -160,3 +160,46 @@ def test_training_hardware_names_each_kind_of_session_once() -> None:
         == "NVIDIA H200 GPU (x86_64 host, 16 CPUs); CPU: x86_64, 2 CPUs, 2 torch threads"
     )
     assert training_hardware(None) == "not recorded (the run folder has no timing.json)"
+
+
+def test_best_pt_keeps_the_training_set_so_export_names_it_after_the_folder_is_gone(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    import torch
+
+    training_set = {"seed": 1, "task": "pet", "site": "brain"}  # the training folder's dataset.json
+    for name in ("best.pt", "checkpoint.pt"):
+        assert torch.load(setup["run"] / name, weights_only=False)["dataset"] == training_set
+    moved = tmp_path / "moved_run"  # a run folder whose training folder cannot be found
+    shutil.copytree(setup["run"], moved)
+    state = torch.load(moved / "best.pt", weights_only=False)
+    state["config"]["data"] = str(tmp_path / "deleted")
+    torch.save(state, moved / "best.pt")
+    paths = {**setup, "run": moved}
+    repo = tmp_path / "repository"
+    # The training seed is still refused for a confirmation set: best.pt says which subjects trained it.
+    same_as_training = _folder(tmp_path / "confirm_seed1", range(30, 31), seed=1)
+    assert _export(paths, repo, "--confirm-data", str(same_as_training)) == EXIT_INPUT
+    assert "seed of the training data" in capsys.readouterr().err
+    assert _export(paths, repo) == 0
+    card = json.loads((repo / "pet_tiny" / "1" / "card.json").read_text())
+    assert card["training"]["dataset"] == training_set
+
+
+def test_a_resume_on_other_data_is_refused(setup: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(setup["run"], run)
+    other = _folder(tmp_path / "other", range(0, 2), seed=5)  # the same images, simulated as seed 5
+    resume = [
+        "train", "--task", "pet-denoise", "--data", str(other), "--out", str(run), "--resume",
+        "--epochs", "2", "--steps-per-epoch", "1", "--batch-size", "2", "--crop-px", "32",
+        "--channels", "8,16,32", "--context-slices", "3", "--threads", "1", "--seed", "3",
+        "--val-fraction", "0.5", "--no-progress",
+    ]  # fmt: skip
+    before = (run / "checkpoint.pt").read_bytes()
+    assert main(resume) == EXIT_INPUT
+    assert (run / "checkpoint.pt").read_bytes() == before

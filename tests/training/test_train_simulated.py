@@ -127,6 +127,14 @@ def test_training_on_the_pickle_is_training_on_the_folder(tmp_path: Path) -> Non
     }
     for a, b in zip(rows["tool"], rows["cli"], strict=True):
         assert a["val_mae"] == b["val_mae"] and a["loss_g"] == b["loss_g"]
+    import torch
+
+    # Both runs keep the training set's record; the tool's is what simulate wrote into the folder.
+    folder_record = json.loads((tmp_path / "data" / "dataset.json").read_text())
+    for name in ("tool", "cli"):
+        assert (
+            torch.load(tmp_path / "runs" / name / "best.pt", weights_only=False)["dataset"] == folder_record
+        )
     command = (tmp_path / "runs" / "tool" / "command.txt").read_text()
     assert command.startswith("radtranslate train --task mr-to-ct --data data ") and "--epochs 2" in command
 
