@@ -79,8 +79,12 @@ run gpu_cbct_b cbct.pkl $CB --channels "$CH_B" $COMMON &
 
 # 3. A hard stop 15 s after the deadline, whatever is still running, then pack.
 while [ -n "$(jobs -rp)" ] && [ "$(date +%s)" -lt $((FIT + 15)) ]; do sleep 2; done
-for pid in $(jobs -rp); do kill "$pid" 2>/dev/null; done
-pkill -f train_simulated.py 2>/dev/null
+# Each job is a subshell running python: stop the python (its child), then the subshell. Not pkill -f,
+# which would also match a shell whose own command line names the tool.
+for pid in $(jobs -rp); do
+    pkill -P "$pid" 2>/dev/null
+    kill "$pid" 2>/dev/null
+done
 sleep 1
 echo "packed at +$(($(date +%s) - START)) s" >> "$OUT/session.txt"
 nvidia-smi >> "$OUT/session.txt" 2>&1
