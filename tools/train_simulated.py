@@ -225,7 +225,14 @@ def _cmd_train(ns: argparse.Namespace) -> int:
     from models.training.loop import train
 
     with open(ns.subjects_file, "rb") as fh:
-        pickled: dict[str, Any] = pickle.load(fh)
+        pickled = pickle.load(fh)
+    if not isinstance(pickled, dict) or not {"dataset", "subjects"} <= pickled.keys():
+        print(
+            f"error: --subjects-file {str(ns.subjects_file)!r} is not a file written by this tool's simulate "
+            "command (a dict of dataset and subjects): simulate the subjects again.",
+            file=sys.stderr,
+        )
+        return 2
     subjects: list[Subject] = pickled["subjects"]
     train_argv = list(ns.train_argv)
     config = _config(train_argv)

@@ -168,3 +168,13 @@ def test_a_deadline_too_close_is_refused(tmp_path: Path) -> None:
     assert run.returncode != 0
     assert "lower --steps-per-epoch or give more time" in run.stderr
     assert not (tmp_path / "runs" / "late").exists()
+
+
+def test_a_pickle_not_written_by_the_tool_is_refused(tmp_path: Path) -> None:
+    import pickle
+
+    (tmp_path / "old.pkl").write_bytes(pickle.dumps([1, 2, 3]))  # e.g. a bare list of subjects
+    run = _run("train", "--subjects-file", "old.pkl", "--", *TRAIN, "--out", "runs/x", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "is not a file written by this tool's simulate command" in run.stderr
+    assert not (tmp_path / "runs").exists()
