@@ -8,7 +8,7 @@
 #
 # The wheels the machine lacks (monai, nibabel, nilearn for its MNI152 template, pydicom) travel in
 # .whl/. Environment knobs for a rehearsal on a CPU machine: BUDGET_S (seconds from start to the end
-# of training), DEVICE, MR_SUBJECTS, CBCT_SUBJECTS, STEPS, BATCH, CH_A, CH_B, SIM_WORKERS, CALIB_STEPS.
+# of training), DEVICE, MR_SUBJECTS, CBCT_SUBJECTS, STEPS, BATCH, CH_A, CH_B, SIM_WORKERS, CALIB_STEPS, THREADS, RUNS.
 set -u
 START=$(date +%s)
 BUDGET_S=${BUDGET_S:-520}
@@ -22,6 +22,8 @@ CH_B=${CH_B:-64,128,256,512}
 SIM_WORKERS=${SIM_WORKERS:-8}
 CALIB_STEPS=${CALIB_STEPS:-40}
 THREADS=${THREADS:-3}
+# Which runs to start side by side (fewer runs: a larger share of the GPU each).
+RUNS=${RUNS:-gpu_mr_a gpu_mr_b gpu_cbct_a gpu_cbct_b}
 OUT=${OUT:?set OUT to the folder that receives the results}
 REPO=$(pwd)
 W=${WORK:-/tmp/gpu_session}
@@ -68,14 +70,19 @@ run() {  # name pickle options...
     python3 "$REPO/tools/train_simulated.py" train --subjects-file "$pkl" --fit-until "$FIT" \
         --calibration-steps "$CALIB_STEPS" -- "$@" --out "runs/$name" > "runs/$name.log" 2>&1
 }
-# shellcheck disable=SC2086
-run gpu_mr_a mr.pkl $MR --channels "$CH_A" $COMMON &
-# shellcheck disable=SC2086
-run gpu_mr_b mr.pkl $MR --channels "$CH_B" $COMMON &
-# shellcheck disable=SC2086
-run gpu_cbct_a cbct.pkl $CB --channels "$CH_A" $COMMON &
-# shellcheck disable=SC2086
-run gpu_cbct_b cbct.pkl $CB --channels "$CH_B" $COMMON &
+for name in $RUNS; do
+    case $name in
+        # shellcheck disable=SC2086
+        gpu_mr_a) run gpu_mr_a mr.pkl $MR --channels "$CH_A" $COMMON & ;;
+        # shellcheck disable=SC2086
+        gpu_mr_b) run gpu_mr_b mr.pkl $MR --channels "$CH_B" $COMMON & ;;
+        # shellcheck disable=SC2086
+        gpu_cbct_a) run gpu_cbct_a cbct.pkl $CB --channels "$CH_A" $COMMON & ;;
+        # shellcheck disable=SC2086
+        gpu_cbct_b) run gpu_cbct_b cbct.pkl $CB --channels "$CH_B" $COMMON & ;;
+        *) echo "RUNS: unknown run $name (gpu_mr_a, gpu_mr_b, gpu_cbct_a, gpu_cbct_b)" >> "$OUT/session.txt" ;;
+    esac
+done
 
 # 3. A hard stop 15 s after the deadline, whatever is still running, then pack.
 while [ -n "$(jobs -rp)" ] && [ "$(date +%s)" -lt $((FIT + 15)) ]; do sleep 2; done
@@ -88,7 +95,7 @@ done
 sleep 1
 echo "packed at +$(($(date +%s) - START)) s" >> "$OUT/session.txt"
 nvidia-smi >> "$OUT/session.txt" 2>&1
-for name in gpu_mr_a gpu_mr_b gpu_cbct_a gpu_cbct_b; do
+for name in $RUNS; do
     [ -d "runs/$name" ] || continue
     cp "runs/$name.log" "runs/$name/train.log"
     tar -czf "$OUT/$name.tgz" --exclude=checkpoint.pt -C runs "$name"
