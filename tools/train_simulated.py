@@ -2,11 +2,11 @@
 
 ``radtranslate train`` reads a SynthRAD-layout folder, which ``radtranslate simulate`` writes with
 SimpleITK. A GPU machine may have PyTorch but neither SimpleITK nor room to carry the images (a
-120-subject brain set is 350 MB compressed). This tool simulates the subjects there instead, with
-the simulator's own per-subject function (subject ``i`` depends only on seed, task, site and ``i``,
-so these are the subjects ``simulate`` writes; ``digest`` proves it against a folder), and trains on
-them with ``radtranslate train``'s own parser, ``load_prepared`` and ``train``: only the folder
-reading is replaced by the subjects in memory.
+120-subject brain set is 350 MB compressed). This tool simulates the subjects there instead
+(``models.simulation.dataset.simulate_in_memory``: the simulator's own per-subject function, with the
+conversions the files impose, so these are the subjects ``simulate`` writes; ``digest`` proves it
+against a folder), and trains on them with ``radtranslate train``'s own parser, configuration,
+``load_prepared`` (given the subjects instead of the folder) and ``train``; ``--resume`` works as there.
 
 Commands::
 
@@ -33,8 +33,7 @@ import shlex
 import sys
 import time
 import types
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -64,41 +63,9 @@ _allow_missing_simpleitk()
 
 import numpy as np  # noqa: E402
 
-from models.simulation.dataset import DatasetOptions, simulate_subject  # noqa: E402
+from models.simulation.dataset import DatasetOptions, simulate_in_memory  # noqa: E402
 from models.simulation.loader import Subject, iter_dataset  # noqa: E402
-
-
-def in_memory_subject(options: DatasetOptions, index: int, root: Path) -> Subject:
-    """Subject ``index`` as :func:`models.simulation.loader.load_subject` would read it from disk.
-
-    The files hold float32 images, a uint8 mask (read back as ``> 0.5``) and uint8 labels
-    (read back rounded); the same conversions are applied here.
-    """
-    sim = simulate_subject(options, index)
-    images = {key: v.with_array(v.array.astype(np.float32)) for key, v in sim.images.items()}
-    mask = np.asarray(sim.mask.array, dtype=np.float32) > 0.5
-    labels = None
-    if sim.labels is not None:
-        labels = np.rint(np.clip(sim.labels.array, 0, 255)).astype(np.uint8)
-    return Subject(sim.name, root / sim.name, images, mask, labels)
-
-
-def _simulate_one(args: tuple[DatasetOptions, int, str]) -> Subject:
-    options, index, root = args
-    return in_memory_subject(options, index, Path(root))
-
-
-def simulate_in_memory(options: DatasetOptions, root: Path, workers: int = 1) -> list[Subject]:
-    """All subjects of ``options``, in name order (``workers`` processes)."""
-    jobs = [(options, i, str(root)) for i in range(options.subjects)]
-    if workers <= 1:
-        return [_simulate_one(job) for job in jobs]
-    if options.site.value == "brain":  # load the MNI template once; forked workers inherit it
-        from models.simulation.anatomy_head import _brain_base
-
-        _brain_base()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return sorted(pool.map(_simulate_one, jobs), key=lambda s: s.name)
+from service.atomic import atomic_file  # noqa: E402
 
 
 def digest(subject: Subject) -> str:
@@ -147,39 +114,13 @@ def fit_epochs(
     return Fit(epochs, round(decay_fraction * epochs), per_epoch)
 
 
-def _train_parser() -> argparse.ArgumentParser:
+def _train_args(train_argv: Sequence[str]) -> argparse.Namespace:
+    """``radtranslate train``'s options, parsed by its own parser."""
     from models.training.cli import register
 
     parser = argparse.ArgumentParser(prog="radtranslate")
     register(parser.add_subparsers(dest="command"))
-    return parser
-
-
-def _config(train_argv: Sequence[str]) -> Any:
-    """``radtranslate train``'s TrainConfig for ``train_argv``, as its own ``run`` builds it."""
-    import models.training.cli as cli
-    import models.training.dataset as dataset
-
-    args = _train_parser().parse_args(["train", *train_argv])
-    captured: dict[str, Any] = {}
-
-    def capture(config: Any) -> Any:
-        captured["config"] = config
-        raise _Captured
-
-    saved = dataset.load_prepared
-    setattr(dataset, "load_prepared", capture)  # noqa: B010 (typed as a function)
-    try:
-        cli.run(args)
-    except _Captured:
-        pass
-    finally:
-        setattr(dataset, "load_prepared", saved)  # noqa: B010
-    return captured["config"]
-
-
-class _Captured(Exception):
-    pass
+    return parser.parse_args(["train", *train_argv])
 
 
 def _replace_epochs(argv: Sequence[str], epochs: int, decay: int) -> list[str]:
@@ -198,12 +139,13 @@ def _replace_epochs(argv: Sequence[str], epochs: int, decay: int) -> list[str]:
     return [*out, "--epochs", str(epochs), "--decay-epochs", str(decay)]
 
 
-def _calibrate(config: Any, train_set: list[Any], val_set: list[Any], steps: int) -> tuple[float, float]:
-    """(seconds per step, seconds per validation) from a 3-epoch throwaway run beside ``config.out``."""
+def _calibrate(
+    config: Any, train_set: list[Any], val_set: list[Any], steps: int, scratch: Path
+) -> tuple[float, float]:
+    """(seconds per step, seconds per validation) from a 3-epoch throwaway run in ``scratch``."""
     from models.training.families import build_family
     from models.training.loop import resolve_device, train, validate
 
-    scratch = config.out.with_name(config.out.name + ".calibration")
     calib = replace(config, out=scratch, epochs=3, decay_epochs=0, steps_per_epoch=steps, init_from=None)
     train(calib, train_set, val_set, progress=False)
     rows = [json.loads(line) for line in (scratch / "metrics.jsonl").read_text().splitlines()]
@@ -220,41 +162,63 @@ def _calibrate(config: Any, train_set: list[Any], val_set: list[Any], steps: int
     return step_s, validate_s
 
 
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _read_subjects(path: Path) -> dict[str, Any] | None:
+    """The pickle written by ``simulate`` (a trusted file of this tool's own: pickle runs code)."""
+    try:
+        with open(path, "rb") as fh:
+            pickled = pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        return None
+    if not isinstance(pickled, dict) or not {"dataset", "subjects"} <= pickled.keys():
+        return None
+    return pickled
+
+
 def _cmd_train(ns: argparse.Namespace) -> int:
-    import models.training.dataset as dataset
+    import shutil
+
+    from models.training.cli import config_from_args
+    from models.training.dataset import load_prepared
     from models.training.loop import train
 
-    with open(ns.subjects_file, "rb") as fh:
-        pickled = pickle.load(fh)
-    if not isinstance(pickled, dict) or not {"dataset", "subjects"} <= pickled.keys():
-        print(
-            f"error: --subjects-file {str(ns.subjects_file)!r} is not a file written by this tool's simulate "
-            "command (a dict of dataset and subjects): simulate the subjects again.",
-            file=sys.stderr,
+    pickled = _read_subjects(ns.subjects_file)
+    if pickled is None:
+        return _fail(
+            f"--subjects-file {str(ns.subjects_file)!r} cannot be read as a file written by this tool's "
+            "simulate command (a dict of dataset and subjects): simulate the subjects again."
         )
-        return 2
-    subjects: list[Subject] = pickled["subjects"]
     train_argv = list(ns.train_argv)
-    config = _config(train_argv)
-
-    def from_memory(root: Any, task: str | None = None) -> Iterator[Subject]:
-        return iter(subjects)
-
-    setattr(dataset, "iter_dataset", from_memory)  # noqa: B010 (the subjects from memory)
-    train_set, val_set = dataset.load_prepared(config)
+    args = _train_args(train_argv)
+    if args.resume and ns.fit_until is not None:
+        return _fail("--fit-until sizes a new run and cannot resume one: drop --fit-until or --resume.")
+    config = config_from_args(args)
+    if not args.resume and (config.out / "checkpoint.pt").exists():
+        return _fail(
+            f"{config.out / 'checkpoint.pt'} exists: pass --resume to continue that run, or choose an "
+            "empty --out folder."
+        )
+    train_set, val_set = load_prepared(config, pickled["subjects"])
     print(
         f"training {config.task.value}: {len(train_set)} subjects, validating on {len(val_set)}", flush=True
     )
     if ns.fit_until is not None:
-        step_s, validate_s = _calibrate(config, train_set, val_set, ns.calibration_steps)
+        scratch = config.out.with_name(config.out.name + ".calibration")
+        try:
+            step_s, validate_s = _calibrate(config, train_set, val_set, ns.calibration_steps, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         budget = ns.fit_until - time.time()
         try:
             fit = fit_epochs(
                 budget * ns.safety, config.steps_per_epoch, step_s, validate_s, ns.decay_fraction
             )
         except ValueError as exc:
-            print(f"error: --fit-until: {exc}", file=sys.stderr)
-            return 2
+            return _fail(f"--fit-until: {exc}")
         config = replace(config, epochs=fit.epochs, decay_epochs=fit.decay_epochs)
         train_argv = _replace_epochs(train_argv, fit.epochs, fit.decay_epochs)
         print(
@@ -262,9 +226,11 @@ def _cmd_train(ns: argparse.Namespace) -> int:
             f"{budget:.0f} s left -> {fit.epochs} epochs ({fit.decay_epochs} decaying)",
             flush=True,
         )
-    config.out.mkdir(parents=True, exist_ok=True)
-    (config.out / "command.txt").write_text("radtranslate train " + shlex.join(train_argv) + "\n")
-    result = train(config, train_set, val_set, progress=False, dataset=pickled["dataset"])
+    if not args.resume:  # the command that made the run; a resume keeps the first one's
+        config.out.mkdir(parents=True, exist_ok=True)
+        with atomic_file(config.out / "command.txt", overwrite=True) as tmp:
+            tmp.write_text("radtranslate train " + shlex.join(train_argv) + "\n")
+    result = train(config, train_set, val_set, resume=args.resume, progress=False, dataset=pickled["dataset"])
     print(json.dumps({"best_val_mae": result.best_val_mae, "best_epoch": result.best_epoch,
                       "seconds": round(result.seconds, 1)}), flush=True)  # fmt: skip
     return 0
@@ -303,9 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_labels=ns.labels, downscale=ns.downscale,
         )  # fmt: skip
         started = time.perf_counter()
-        subjects = simulate_in_memory(options, Path("."), ns.workers)
-        with open(ns.out, "wb") as fh:
-            # The dataset.json that simulate would write for these subjects: train keeps it in best.pt.
+        subjects = simulate_in_memory(options, Path("."), workers=ns.workers)
+        # With the dataset.json that simulate would write for these subjects: train keeps it in best.pt.
+        with atomic_file(ns.out, overwrite=True) as tmp, open(tmp, "wb") as fh:
             pickle.dump(
                 {"dataset": options.describe(), "subjects": subjects}, fh, protocol=pickle.HIGHEST_PROTOCOL
             )

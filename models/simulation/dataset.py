@@ -32,7 +32,7 @@ import SimpleITK as sitk
 
 from models.simulation.anatomy import Anatomy, Site, make_anatomy
 from models.simulation.ct import CTParams, simulate_ct
-from models.simulation.loader import Subject, iter_dataset, load_subject
+from models.simulation.loader import Subject, as_read, iter_dataset, load_subject
 from models.simulation.mr import MRParams, MRWeighting, simulate_mr
 from models.simulation.pet import PETParams, PETSimulation, simulate_pet
 from models.simulation.tissues import LESION_SUV_RANGE, N_TISSUES, suv_table
@@ -357,6 +357,35 @@ def _simulate_and_write(options: DatasetOptions, index: int, root: str) -> str:
     return str(write_subject(Path(root), subject, options.file_format))
 
 
+def _load_shared(options: DatasetOptions) -> None:
+    """Load what every subject reads (the MNI template of the head) once, before forking workers."""
+    if options.site is Site.BRAIN:
+        from models.simulation.anatomy_head import _brain_base
+
+        _brain_base()
+
+
+def _simulate_as_read(options: DatasetOptions, index: int, root: str) -> Subject:
+    return as_read(simulate_subject(options, index), root)
+
+
+def simulate_in_memory(options: DatasetOptions, root: str | Path, *, workers: int = 1) -> list[Subject]:
+    """All subjects of ``options`` in memory, as :func:`write_dataset` then the loader would give them.
+
+    For a machine that cannot write or read image files (``tools/train_simulated.py``); the subjects'
+    folders are named under ``root`` but nothing is written. ``workers`` processes, name order.
+    """
+    if not 1 <= workers <= 64:
+        raise OptionError(f"workers must be 1..64, got {workers!r}: pass the number of CPU cores to use.")
+    root = str(root)
+    if workers == 1:
+        return [_simulate_as_read(options, i, root) for i in range(options.subjects)]
+    _load_shared(options)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_simulate_as_read, options, i, root) for i in range(options.subjects)]
+        return [f.result() for f in futures]
+
+
 def write_dataset(
     root: str | os.PathLike[str],
     options: DatasetOptions,
@@ -397,10 +426,7 @@ def write_dataset(
             if progress is not None:
                 progress(done)
     else:
-        if options.site is Site.BRAIN:  # load the MNI template once; forked workers inherit it
-            from models.simulation.anatomy_head import _brain_base
-
-            _brain_base()
+        _load_shared(options)
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(_simulate_and_write, options, i, str(base)) for i in todo]
             for future in as_completed(futures):

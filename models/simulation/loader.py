@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,9 @@ import SimpleITK as sitk
 from service.errors import ImageFormatError, InputError
 from service.imageio import read_image
 from service.volume import Modality, Unit, Volume
+
+if TYPE_CHECKING:  # dataset.py imports this module
+    from models.simulation.dataset import SimulatedSubject
 
 READ_EXTENSIONS = (".nii.gz", ".nii", ".mha")
 _LOW_RE = re.compile(r"^pet_low_drf(\d+)$")
@@ -181,6 +184,21 @@ def load_subject(folder: str | Path, task: str | None = None) -> Subject:
         )
     label_array = None if labels is None else np.rint(labels.array).astype(np.uint8)
     return Subject(path.name, path, images, mask.array > 0.5, label_array)
+
+
+def as_read(subject: SimulatedSubject, root: str | Path) -> Subject:
+    """A simulated subject as :func:`load_subject` reads it back from the folder ``simulate`` writes.
+
+    The files hold float32 images, a uint8 mask (read back as ``> 0.5``) and uint8 labels (read back
+    rounded): the same conversions are applied here, so the arrays equal the ones read from disk
+    (the geometry too, to the precision the file formats keep).
+    """
+    images = {key: v.with_array(v.array.astype(np.float32)) for key, v in subject.images.items()}
+    mask = np.asarray(subject.mask.array, dtype=np.float32) > 0.5
+    labels = None
+    if subject.labels is not None:
+        labels = np.rint(np.clip(subject.labels.array, 0, 255)).astype(np.uint8)
+    return Subject(subject.name, Path(root) / subject.name, images, mask, labels)
 
 
 def iter_dataset(root: str | Path, task: str | None = None) -> Iterator[Subject]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the CLI registers without importing torch/monai
     from models.networks import GeneratorSpec
+    from models.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +128,11 @@ def _loss_weights(items: list[str]) -> dict[str, float]:
     return parse_loss_weights(out)
 
 
-def run(args: argparse.Namespace) -> int:
-    from models.simulation.loader import dataset_record
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The training configuration that ``radtranslate train`` runs for its parsed ``args``."""
     from models.training.config import TrainConfig
-    from models.training.dataset import load_prepared
-    from models.training.loop import train
 
-    config = TrainConfig(
+    return TrainConfig(
         task=args.task,
         data=args.data,
         out=args.out,
@@ -154,6 +153,14 @@ def run(args: argparse.Namespace) -> int:
         loss_weights=_loss_weights(args.loss_weight) or None,
         init_from=args.init_from,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.simulation.loader import dataset_record
+    from models.training.dataset import load_prepared
+    from models.training.loop import train
+
+    config = config_from_args(args)
     train_set, val_set = load_prepared(config)
     print(f"training {config.task.value}: {len(train_set)} subjects, validating on {len(val_set)}")
     result = train(

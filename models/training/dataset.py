@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from models.simulation.dataset import LESION_LABEL_BASE
-from models.simulation.loader import iter_dataset
+from models.simulation.loader import Subject, iter_dataset
 from models.training.config import TrainConfig
 from models.training.data import PreparedSubject, prepare_subject
 from service.errors import InputError
@@ -17,18 +19,23 @@ from service.inference.normalisation import parse_normalisation
 DATASET_TASK = {Task.MR_TO_CT: "mr-to-ct", Task.CBCT_TO_CT: "cbct-to-ct", Task.PET_DENOISE: "pet"}
 
 
-def load_prepared(config: TrainConfig) -> tuple[list[PreparedSubject], list[PreparedSubject]]:
+def load_prepared(
+    config: TrainConfig, in_memory: Iterable[Subject] | None = None
+) -> tuple[list[PreparedSubject], list[PreparedSubject]]:
     """All subjects of ``config.data`` prepared as serving prepares them, split into (train, validation).
 
-    The split is a permutation seeded by ``config.seed``; at least one subject is kept for training,
-    and one for validation when there are two or more and ``val_fraction > 0``.
+    ``in_memory``: the subjects already in memory, in name order, instead of reading ``config.data``
+    (``models.simulation.dataset.simulate_in_memory``). The split is a permutation seeded by
+    ``config.seed``; at least one subject is kept for training, and one for validation when there are
+    two or more and ``val_fraction > 0``.
     """
     preset = config.preset
     input_norm = parse_normalisation(None, preset.input["normalisation"])
     output_norm = parse_normalisation(None, preset.output["normalisation"])
     mask_spec = parse_mask_spec(None, preset.body_mask, preset.input["modality"])
     subjects: list[PreparedSubject] = []
-    for subject in iter_dataset(config.data, DATASET_TASK[config.task]):
+    source = iter_dataset(config.data, DATASET_TASK[config.task]) if in_memory is None else in_memory
+    for subject in source:
         if preset.dataset_input not in subject.images or preset.dataset_target not in subject.images:
             found = ", ".join(sorted(subject.images))
             raise InputError(

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.simulation.dataset import DatasetOptions, write_dataset
+from models.simulation.dataset import DatasetOptions, simulate_in_memory, write_dataset
 from models.simulation.loader import iter_dataset
-from tools.train_simulated import _replace_epochs, digest, fit_epochs, simulate_in_memory
+from tools.train_simulated import _replace_epochs, digest, fit_epochs
 
 pytest.importorskip("torch")
 
@@ -126,7 +126,19 @@ def test_training_on_the_pickle_is_training_on_the_folder(tmp_path: Path) -> Non
         for name in ("tool", "cli")
     }
     for a, b in zip(rows["tool"], rows["cli"], strict=True):
+        assert a["val_mae"] is not None  # one of the 3 subjects validates
         assert a["val_mae"] == b["val_mae"] and a["loss_g"] == b["loss_g"]
+    # --resume goes through the tool too: one epoch, then a resume to two, gives the same epochs.
+    first = ["--subjects-file", "subjects.pkl", "--", *TRAIN, "--out", "runs/resumed"]
+    assert _run("train", *first, "--epochs", "1", cwd=tmp_path).returncode == 0
+    command_before = (tmp_path / "runs" / "resumed" / "command.txt").read_text()
+    again = _run("train", *first, "--epochs", "1", cwd=tmp_path)  # a second new run in the same folder
+    assert again.returncode == 2 and "pass --resume to continue that run" in again.stderr
+    resumed = _run("train", *first, "--epochs", "2", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "runs" / "resumed" / "command.txt").read_text() == command_before
+    lines = (tmp_path / "runs" / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["val_mae"] for line in lines] == [r["val_mae"] for r in rows["tool"]]
     import torch
 
     # Both runs keep the training set's record; the tool's is what simulate wrote into the folder.
@@ -156,7 +168,10 @@ def test_fit_until_sizes_the_run_and_writes_its_command(tmp_path: Path) -> None:
     assert epochs >= 2 and decay == round(0.4 * epochs)
     lines = (tmp_path / "runs" / "fit" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == epochs
-    assert (tmp_path / "runs" / "fit.calibration" / "metrics.jsonl").read_text().count("\n") == 3
+    assert not (tmp_path / "runs" / "fit.calibration").exists()  # the throwaway run is removed
+    resume = ["--", *TRAIN, "--out", "runs/fit", "--resume"]
+    both = _run("train", "--subjects-file", "subjects.pkl", *fit, *resume, cwd=tmp_path)
+    assert both.returncode == 2 and "cannot resume" in both.stderr
 
 
 def test_a_deadline_too_close_is_refused(tmp_path: Path) -> None:
@@ -167,7 +182,7 @@ def test_a_deadline_too_close_is_refused(tmp_path: Path) -> None:
                "--calibration-steps", "2", "--", *TRAIN, "--out", "runs/late", cwd=tmp_path)  # fmt: skip
     assert run.returncode != 0
     assert "lower --steps-per-epoch or give more time" in run.stderr
-    assert not (tmp_path / "runs" / "late").exists()
+    assert list((tmp_path / "runs").iterdir()) == []  # neither the run nor its calibration is left
 
 
 def test_a_pickle_not_written_by_the_tool_is_refused(tmp_path: Path) -> None:
@@ -176,5 +191,9 @@ def test_a_pickle_not_written_by_the_tool_is_refused(tmp_path: Path) -> None:
     (tmp_path / "old.pkl").write_bytes(pickle.dumps([1, 2, 3]))  # e.g. a bare list of subjects
     run = _run("train", "--subjects-file", "old.pkl", "--", *TRAIN, "--out", "runs/x", cwd=tmp_path)
     assert run.returncode == 2
-    assert "is not a file written by this tool's simulate command" in run.stderr
+    assert "cannot be read as a file written by this tool's simulate command" in run.stderr
     assert not (tmp_path / "runs").exists()
+    (tmp_path / "cut.pkl").write_bytes((tmp_path / "old.pkl").read_bytes()[:5])  # truncated
+    for name in ("cut.pkl", "missing.pkl"):
+        run = _run("train", "--subjects-file", name, "--", *TRAIN, "--out", "runs/x", cwd=tmp_path)
+        assert run.returncode == 2 and "cannot be read" in run.stderr
