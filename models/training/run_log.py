@@ -83,7 +83,8 @@ def record_timing(
     session = {
         "seconds": round(seconds, 1),
         "epochs": epochs,
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        # machine, then the processor name where Python knows one that differs (often it is "x86_64" again)
+        "machine": " ".join(dict.fromkeys(p for p in (platform.machine(), platform.processor()) if p)),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,8 @@ def test_a_killed_session_keeps_its_time_and_the_resume_adds_its_own(
     timing = json.loads((run / "timing.json").read_text())
     assert [s["epochs"] for s in timing["sessions"]] == [1, 2]
     assert timing["sessions"][0] == killed["sessions"][0]
+    words = timing["sessions"][1]["machine"].split()
+    assert words[0] == platform.machine() and len(words) == len(set(words))  # "x86_64", not "x86_64 x86_64"
     assert timing["sessions"][1]["seconds"] == pytest.approx(result.seconds, abs=0.1)
     assert timing["seconds_total"] == pytest.approx(sum(s["seconds"] for s in timing["sessions"]), abs=0.11)
     # A new run (no checkpoint to resume) does not inherit a timing.json left in its folder.
