@@ -71,6 +71,7 @@ def test_card_figures_are_reproduced_by_the_shipped_model(card_path: Path) -> No
 
 
 def _assert_reproduced(result: Evaluation, recorded: dict[str, Any]) -> None:
+    assert result.subjects, "no subject was re-simulated: the comparison below would pass on nothing"
     for i, name in enumerate(result.subjects):
         j = recorded["subjects"].index(name)
         for key, value in result.per_subject[i].items():
