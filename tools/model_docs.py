@@ -90,9 +90,12 @@ def _parents_line(training: dict[str, Any]) -> str | None:
         total += float(seconds or 0.0)
         shown = "n/a" if seconds is None else seconds
         digest = str(parent.get("sha256"))[:12]
+        if parent.get("networks") == "served generator":  # a best.pt: the generator alone
+            what, file = f"the served generator of epoch {parent.get('epoch')} (best.pt)", "best.pt"
+        else:
+            what, file = f"epoch {parent.get('epoch')}", "checkpoint"
         steps.append(
-            f"epoch {parent.get('epoch')} of a run with {_schedule(parent.get('config', {}))} "
-            f"({shown} s; checkpoint sha256 {digest})"
+            f"{what} of a run with {_schedule(parent.get('config', {}))} ({shown} s; {file} sha256 {digest})"
         )
         parent = parent.get("init")
     return f"- warm start from {'; that from '.join(steps)}; {total:.1f} s wall in all"

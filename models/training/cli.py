@@ -84,10 +84,11 @@ def register(subparsers: Any) -> None:
         "--init-from",
         type=Path,
         default=None,
-        metavar="CHECKPOINT",
-        help="start the networks from another run's checkpoint.pt (same task and generator; fresh "
-        "optimisers, epoch counter and schedule): a warm restart, or fine-tuning on a site's own data; "
-        "recorded in the card",
+        metavar="RUN_FILE",
+        help="start the networks from another run's checkpoint.pt (every network) or best.pt (the "
+        "served generator; the other networks start fresh); same task and generator, fresh optimisers, "
+        "epoch counter and schedule: a warm restart, or fine-tuning on a site's own data; recorded in "
+        "the card",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in OUT from its last epoch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -156,7 +156,7 @@ class TrainConfig:
     decay_epochs: int = 0  # last epochs over which the learning rate falls linearly towards 0
     loss_weights: dict[str, float] | None = None  # overrides of the preset's LossWeights, by field name
     ema_decay: float = 0.0  # > 0: validate and export an EMA of the generator's weights (training/ema.py)
-    init_from: Path | None = None  # a parent run's checkpoint.pt whose networks this run starts from
+    init_from: Path | None = None  # a parent run's checkpoint.pt or best.pt to start from
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

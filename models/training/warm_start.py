@@ -1,11 +1,20 @@
-"""Warm start: a new run whose networks begin at another run's last checkpoint (``train --init-from``).
+"""Warm start: a new run whose networks begin at another run's networks (``train --init-from``).
 
-What is taken from the parent ``checkpoint.pt``: the weights of every network of the family
-(generators and discriminators, batch-norm statistics included) and, when both runs keep one, the
-moving average of the served generator. What is not: the optimisers' moments, the epoch counter,
-the learning-rate schedule and the random streams; the new run starts at epoch 1 with fresh Adam
-optimisers, its own schedule and its own seed. A warm restart of the learning rate (Loshchilov and
-Hutter 2017, SGDR) is one use; fine-tuning a shipped model's run on a site's own data is another.
+The parent is one of a run's two files:
+
+- ``checkpoint.pt`` (its last epoch): the weights of every network of the family (generators and
+  discriminators, batch-norm statistics included) and, when both runs keep one, the moving average
+  of the served generator.
+- ``best.pt`` (its best epoch): the served generator alone, as that run served it (its weight
+  average when it kept one). The served generator and, if this run keeps one, its average start
+  there; every other network (discriminators; the CycleGAN's CT→CBCT generator) starts fresh from
+  this run's seed, as in a run without a parent. This is the file a run brings back from a machine
+  that cannot return the larger checkpoint, and the one a site keeps to fine-tune on its own data.
+
+What is never taken: the optimisers' moments, the epoch counter, the learning-rate schedule and the
+random streams; the new run starts at epoch 1 with fresh Adam optimisers, its own schedule and its
+own seed. A warm restart of the learning rate (Loshchilov and Hutter 2017, SGDR) is one use;
+fine-tuning a run on a site's own data is another.
 
 The parent is recorded (path, SHA-256, epoch, its configuration and its ``timing.json``) in the
 run's checkpoints and ``best.pt``; export copies it into the model card, so a warm-started model is
@@ -36,29 +45,39 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: ``parent_record``'s ``networks``: what the run took from each kind of parent file.
+ALL_NETWORKS = "all"
+SERVED_GENERATOR = "served generator"
+
+
+def is_generator_only(state: dict[str, Any]) -> bool:
+    """True for a ``best.pt`` (the served generator alone), False for a ``checkpoint.pt``."""
+    return isinstance(state.get("family"), str) and "state" in state and "fingerprint" not in state
+
+
 def load_parent(path: Path, config: TrainConfig, device: torch.device) -> dict[str, Any]:
-    """Read and check the parent checkpoint ``path`` for a run with ``config``; returns its state."""
-    if not path.is_file():
-        raise OptionError(
-            f"--init-from: {path} is not a file: pass the checkpoint.pt of a finished or stopped run."
-        )
-    state = load_torch_file(
-        path,
-        what="--init-from",
-        fix="pass the checkpoint.pt of a finished or stopped run (a shipped model cannot seed a run: "
-        "train its card's command, or keep that run's folder).",
-        error=OptionError,
-        map_location=device,
+    """Read and check the parent ``path`` (a run's ``checkpoint.pt`` or ``best.pt``) for a run with
+    ``config``; returns its state."""
+    fix = (
+        "pass the checkpoint.pt or best.pt of a finished or stopped run (a shipped model.onnx cannot "
+        "seed a run: train its card's command, or keep that run's folder)."
     )
-    if "family" not in state or "fingerprint" not in state:
-        kind = "a best.pt (the served generator alone)" if "spec" in state else "not a training checkpoint"
-        raise OptionError(
-            f"--init-from: {path} is {kind}; a warm start needs every network of the family: "
-            "pass the run's checkpoint.pt."
-        )
-    parent = state["fingerprint"]
-    wanted = config.fingerprint()
-    for key in ("task", "generator"):
+    if not path.is_file():
+        raise OptionError(f"--init-from: {path} is not a file: {fix}")
+    state = load_torch_file(path, what="--init-from", fix=fix, error=OptionError, map_location=device)
+    if is_generator_only(state):
+        parent = {
+            "task": (state.get("config") or {}).get("task"),
+            "generator": state.get("spec"),
+            "family": state["family"],
+        }
+        wanted = {**config.fingerprint(), "family": config.preset.family}
+        keys: tuple[str, ...] = ("task", "family", "generator")
+    elif isinstance(state.get("family"), dict) and "fingerprint" in state:
+        parent, wanted, keys = state["fingerprint"], config.fingerprint(), ("task", "generator")
+    else:
+        raise OptionError(f"--init-from: {path} is not a training checkpoint: {fix}")
+    for key in keys:
         if parent.get(key) != wanted[key]:
             raise OptionError(
                 f"--init-from: {path} was trained with {key} {parent.get(key)!r}, this run asks for "
@@ -73,6 +92,7 @@ def parent_record(path: Path, state: dict[str, Any]) -> dict[str, Any]:
     timing_path = path.parent / "timing.json"
     record: dict[str, Any] = {
         "checkpoint": str(path),
+        "networks": SERVED_GENERATOR if is_generator_only(state) else ALL_NETWORKS,
         "sha256": file_sha256(path),
         "epoch": int(state["epoch"]),
         "config": {k: v for k, v in state["config"].items() if k != "out"},
@@ -85,7 +105,16 @@ def parent_record(path: Path, state: dict[str, Any]) -> dict[str, Any]:
 
 def apply_parent(state: dict[str, Any], family: Family, average: WeightAverage | None) -> None:
     """Load the parent's networks into ``family`` and its moving average into ``average`` (a parent
-    without one: the average restarts at the loaded weights)."""
+    without one: the average restarts at the loaded weights).
+
+    A ``best.pt`` parent loads the served generator (and the average) only; the family's other
+    networks keep the fresh weights they were built with.
+    """
+    if is_generator_only(state):
+        family.export_module().load_state_dict(state["state"])
+        if average is not None:
+            average.module.load_state_dict(state["state"])
+        return
     for name, module in family.modules.items():
         module.load_state_dict(state["family"]["modules"][name])
     if average is not None:

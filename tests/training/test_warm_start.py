@@ -123,8 +123,12 @@ def test_a_parent_that_cannot_seed_the_run_is_refused_with_the_fix(parent: Path,
 
     with pytest.raises(OptionError, match=r"is not a file: pass the checkpoint.pt"):
         start(tmp_path / "missing.pt")
-    with pytest.raises(OptionError, match=r"is a best.pt .*pass the run's checkpoint.pt"):
-        start(parent.parent / "best.pt")
+    with pytest.raises(OptionError, match=r"is not a file: pass the checkpoint.pt or best.pt"):
+        start(tmp_path / "missing.pt")
+    other = tmp_path / "dict.pt"
+    torch.save({"weights": 1}, other)
+    with pytest.raises(OptionError, match=r"dict.pt is not a training checkpoint: pass the checkpoint.pt"):
+        start(other)
     shipped = REPOSITORY / "pet_denoise_brain_drf10" / "4" / "model.onnx"
     with pytest.raises(OptionError, match=r"^--init-from: .*model.onnx is an ONNX model .*run.s folder"):
         start(shipped)
@@ -137,8 +141,21 @@ def test_a_parent_that_cannot_seed_the_run_is_refused_with_the_fix(parent: Path,
     with pytest.raises(OptionError, match=r"list.pt holds a list, not a radtranslate checkpoint"):
         start(listed)
     wider = GeneratorSpec.from_dict({**TINY[Task.PET_DENOISE].to_dict(), "channels": [8, 16, 64]})
-    with pytest.raises(OptionError, match=r"was trained with generator .*same --task and generator options"):
-        start(parent, generator=wider)
+    for path in (parent, parent.parent / "best.pt"):
+        with pytest.raises(OptionError, match=r"was trained with generator .*same --task and generator"):
+            start(path, generator=wider)
+    mr_best = tmp_path / "mr" / "best.pt"
+    mr = prepared(Task.MR_TO_CT, range(2))
+    train(
+        _config(mr_best.parent, task=Task.MR_TO_CT, generator=TINY[Task.MR_TO_CT]),
+        mr[:1],
+        mr[1:],
+        progress=False,
+    )
+    with pytest.raises(
+        OptionError, match=r"was trained with task 'mr-to-ct', this run asks for 'pet-denoise'"
+    ):
+        start(mr_best)
     assert not (tmp_path / "child").exists() or not (tmp_path / "child" / "checkpoint.pt").exists()
 
 
@@ -156,3 +173,61 @@ def test_cli_init_from_starts_the_run_at_the_parent_or_names_the_mismatch(
     assert init["sha256"] == hashlib.sha256(parent.read_bytes()).hexdigest()  # type: ignore[index]
     assert main([*args, "--out", str(tmp_path / "b"), "--channels", "8,16,64"]) != 0
     assert "was trained with generator" in capsys.readouterr().err
+
+
+def test_a_best_pt_seeds_the_served_generator_and_average_and_leaves_the_rest_fresh(
+    parent: Path, tmp_path: Path
+) -> None:
+    """``--init-from RUN/best.pt``: the generator and the average start at best.pt's weights (the
+    parent's average at its best epoch); the discriminator starts where a run without a parent does."""
+    subjects = prepared(Task.PET_DENOISE, range(2))
+    best_path = parent.parent / "best.pt"
+    best = _state(best_path)["state"]
+    kw: dict[str, object] = dict(lr=1e-12)
+    train(_config(tmp_path / "child", init_from=best_path, **kw), subjects[:1], subjects[1:], progress=False)
+    train(_config(tmp_path / "fresh", **kw), subjects[:1], subjects[1:], progress=False)
+    child, fresh = (_state(tmp_path / name / "checkpoint.pt") for name in ("child", "fresh"))
+    mother = _state(parent)
+    g = child["family"]["modules"]["g"]  # type: ignore[index]
+    params = [k for k, v in best.items() if v.is_floating_point() and "running" not in k]  # type: ignore[attr-defined]
+    assert params and all(torch.allclose(g[k], best[k], atol=1e-6) for k in params)  # type: ignore[index]
+    # best.pt is the parent's average, not its last weights: the child did not take those.
+    last = mother["family"]["modules"]["g"]  # type: ignore[index]
+    assert not all(torch.allclose(g[k], last[k], atol=1e-6) for k in params)
+    avg = child["ema"]["module"]  # type: ignore[index]
+    assert all(torch.allclose(avg[k], best[k], atol=1e-6) for k in params)  # type: ignore[index]
+    d, d_fresh, d_parent = (s["family"]["modules"]["d"] for s in (child, fresh, mother))  # type: ignore[index]
+    weights = [k for k in d if d[k].is_floating_point() and "running" not in k]
+    assert weights and all(torch.allclose(d[k], d_fresh[k], atol=1e-6) for k in weights)
+    assert not all(torch.allclose(d[k], d_parent[k], atol=1e-6) for k in weights)
+    record = child["init"]
+    assert record["networks"] == "served generator" and record["epoch"] == _state(best_path)["epoch"]  # type: ignore[index]
+    assert record["sha256"] == hashlib.sha256(best_path.read_bytes()).hexdigest()  # type: ignore[index]
+    assert record["config"]["epochs"] == 2  # type: ignore[index]
+    assert _state(tmp_path / "child" / "best.pt")["init"] == record
+    # A child of the checkpoint records that it took every network.
+    train(_config(tmp_path / "all", init_from=parent), subjects[:1], subjects[1:], progress=False)
+    assert _state(tmp_path / "all" / "checkpoint.pt")["init"]["networks"] == "all"  # type: ignore[index]
+
+
+def test_a_cyclegan_best_pt_seeds_the_cbct_to_ct_generator_only(tmp_path: Path) -> None:
+    """The CycleGAN serves G_ab (CBCT→CT) inside a centre-slice wrapper: best.pt loads into it, and
+    G_ba (CT→CBCT) and both discriminators start fresh."""
+    subjects = prepared(Task.CBCT_TO_CT, range(2))
+    kw: dict[str, object] = dict(task=Task.CBCT_TO_CT, generator=TINY[Task.CBCT_TO_CT], ema_decay=0.0)
+    train(_config(tmp_path / "parent", epochs=2, **kw), subjects[:1], subjects[1:], progress=False)
+    best_path = tmp_path / "parent" / "best.pt"
+    best = _state(best_path)["state"]
+    kw["lr"] = 1e-12
+    train(_config(tmp_path / "child", init_from=best_path, **kw), subjects[:1], subjects[1:], progress=False)
+    train(_config(tmp_path / "fresh", **kw), subjects[:1], subjects[1:], progress=False)
+    child, fresh = (_state(tmp_path / n / "checkpoint.pt")["family"]["modules"] for n in ("child", "fresh"))  # type: ignore[index]
+    g_ab = child["g_ab"]
+    served = {k.removeprefix("body."): v for k, v in best.items()}  # type: ignore[attr-defined]
+    assert set(served) == set(g_ab)
+    floats = [k for k, v in served.items() if v.is_floating_point() and "running" not in k]
+    assert floats and all(torch.allclose(g_ab[k], served[k], atol=1e-6) for k in floats)
+    assert not all(torch.allclose(fresh["g_ab"][k], served[k], atol=1e-6) for k in floats)
+    for name in ("g_ba", "d_a", "d_b"):
+        weights = [k for k, v in child[name].items() if v.is_floating_point() and "running" not in k]
+        assert weights and all(torch.allclose(child[name][k], fresh[name][k], atol=1e-6) for k in weights)
