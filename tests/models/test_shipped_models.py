@@ -60,6 +60,17 @@ def test_the_repository_ships_an_mr_to_ct_model_within_size() -> None:
             assert field in entry.card.documentation, (entry.card.name, field)
 
 
+def test_the_repository_keeps_the_two_latest_versions_of_each_model() -> None:
+    """Retention (docs/model_repository.md): the served version and the one before it; older versions
+    stay in git history, at the commit the retention note names."""
+    versions: dict[str, list[int]] = {}
+    for path in REPOSITORY.glob("*/*/model.onnx"):
+        versions.setdefault(path.parent.parent.name, []).append(int(path.parent.name))
+    assert versions
+    for name, numbers in versions.items():
+        assert len(numbers) <= 2, f"{name} keeps versions {sorted(numbers)}: remove all but the two latest"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("card_path", CARDS, ids=[p.parent.name for p in CARDS])
 def test_card_figures_are_reproduced_by_the_shipped_model(card_path: Path) -> None:

@@ -75,7 +75,7 @@ def test_export_parity_repository_and_engine_agree_with_training(task: Task, tmp
 
 
 def test_a_file_that_is_not_a_best_pt_is_named_with_the_fix(tmp_path: Path) -> None:
-    shipped = Path(__file__).resolve().parents[2] / "models/repository/pet_denoise_brain_drf10/4/model.onnx"
+    shipped = Path(__file__).resolve().parents[2] / "models/repository/pet_denoise_brain_drf10/6/model.onnx"
     with pytest.raises(InputError, match=r"^checkpoint: .*model.onnx is an ONNX model .*pass the best.pt"):
         load_best(shipped)
     text = tmp_path / "notes.pt"

@@ -129,7 +129,7 @@ def test_a_parent_that_cannot_seed_the_run_is_refused_with_the_fix(parent: Path,
     torch.save({"weights": 1}, other)
     with pytest.raises(OptionError, match=r"dict.pt is not a training checkpoint: pass the checkpoint.pt"):
         start(other)
-    shipped = REPOSITORY / "pet_denoise_brain_drf10" / "4" / "model.onnx"
+    shipped = REPOSITORY / "pet_denoise_brain_drf10" / "6" / "model.onnx"
     with pytest.raises(OptionError, match=r"^--init-from: .*model.onnx is an ONNX model .*run.s folder"):
         start(shipped)
     cut = tmp_path / "cut.pt"
