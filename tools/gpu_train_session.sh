@@ -14,6 +14,9 @@
 # Runs: gpu_mr_a / gpu_mr_b / gpu_cbct_a / gpu_cbct_b start fresh at lr 5e-4 with the CH_A / CH_B
 # generator; gpu_mr_w / gpu_cbct_w are warm restarts at WARM_LR from $INIT_MR / $INIT_CBCT's best.pt
 # (train --init-from RUN/best.pt: the served generator; the other networks start fresh).
+# A further restart on the same warm machine (as for version 5): rename the finished runs, then
+#   mv $WORK/runs/gpu_mr_w $WORK/runs/gpu_mr_w1 (likewise gpu_cbct_w), and
+#   PHASE=train INIT_DIR=/nonexistent INIT_MR=gpu_mr_w1 INIT_CBCT=gpu_cbct_w1 WARM_LR=1.25e-4 ...
 #
 # The wheels the machine lacks (monai, nibabel, nilearn for its MNI152 template, pydicom) travel in
 # .whl/. Environment knobs for a rehearsal on a CPU machine: BUDGET_S (seconds from start to the end
