@@ -90,6 +90,7 @@ def _parents_line(training: dict[str, Any]) -> str | None:
         total += float(seconds or 0.0)
         shown = "n/a" if seconds is None else seconds
         digest = str(parent.get("sha256"))[:12]
+        # warm_start.SERVED_GENERATOR, not imported: this tool reads cards and needs no torch.
         if parent.get("networks") == "served generator":  # a best.pt: the generator alone
             what, file = f"the served generator of epoch {parent.get('epoch')} (best.pt)", "best.pt"
         else:

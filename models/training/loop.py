@@ -9,8 +9,9 @@ Outputs in ``config.out``:
 - ``metrics.jsonl``: one JSON object per epoch (losses averaged over the epoch, validation MAE in
   native units, i.e. HU or SUV, inside the dataset's body mask); a resume first drops the lines of
   epochs after its checkpoint, so each epoch appears once (``run_log.py``).
-- With ``config.init_from``, the networks start at a parent run's checkpoint (``warm_start.py``); the
-  parent is recorded in ``checkpoint.pt`` and ``best.pt``.
+- With ``config.init_from``, the networks start at a parent run's ``checkpoint.pt`` (every network)
+  or ``best.pt`` (the served generator) (``warm_start.py``); the parent is recorded in
+  ``checkpoint.pt`` and ``best.pt``.
 - ``dataset``, given by the caller (the training folder's ``dataset.json``, ``None`` for a site's own
   data), is kept in ``checkpoint.pt`` and ``best.pt``, so that export can name the training subjects
   after the folder is gone; a resume on data with another record is refused.
@@ -155,7 +156,7 @@ def train(
     init: dict[str, Any] | None = None
     if config.init_from is not None and not resume:
         parent = load_parent(config.init_from, config, device)
-        apply_parent(parent, family, average)
+        apply_parent(parent, family, average, config.init_from)
         init = parent_record(config.init_from, parent)
     sampler = SliceSampler(
         train_subjects,

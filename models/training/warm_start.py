@@ -103,23 +103,44 @@ def parent_record(path: Path, state: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def apply_parent(state: dict[str, Any], family: Family, average: WeightAverage | None) -> None:
-    """Load the parent's networks into ``family`` and its moving average into ``average`` (a parent
-    without one: the average restarts at the loaded weights).
+def _load(module: torch.nn.Module, weights: Any, path: Path, what: str) -> None:
+    """``module.load_state_dict(weights)``, a mismatch refused as an ``OptionError`` naming ``path``."""
+    try:
+        module.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        detail = detail if len(detail) <= 240 else detail[:237] + "..."
+        raise OptionError(
+            f"--init-from: {path}: its {what} does not load into this run's network ({detail}): pass a "
+            "file written by this version of radtranslate train with the same --task and generator "
+            "options, or train the parent again."
+        ) from exc
+
+
+def apply_parent(state: dict[str, Any], family: Family, average: WeightAverage | None, path: Path) -> None:
+    """Load the parent's networks (read from ``path``) into ``family`` and its moving average into
+    ``average`` (a parent without one: the average restarts at the loaded weights).
 
     A ``best.pt`` parent loads the served generator (and the average) only; the family's other
-    networks keep the fresh weights they were built with.
+    networks keep the fresh weights they were built with. Weights that do not fit the networks (a
+    file of another code version, or edited) raise ``OptionError`` before the run writes anything.
     """
     if is_generator_only(state):
-        family.export_module().load_state_dict(state["state"])
+        _load(family.export_module(), state["state"], path, "served generator")
         if average is not None:
-            average.module.load_state_dict(state["state"])
+            average.module.load_state_dict(family.export_module().state_dict())
         return
+    modules = state["family"].get("modules", {})
     for name, module in family.modules.items():
-        module.load_state_dict(state["family"]["modules"][name])
+        if name not in modules:
+            raise OptionError(
+                f"--init-from: {path} has no network {name!r} (it holds {', '.join(sorted(modules))}): "
+                "pass the checkpoint.pt of a run of the same task."
+            )
+        _load(module, modules[name], path, f"network {name!r}")
     if average is not None:
         if "ema" in state:
-            average.module.load_state_dict(state["ema"]["module"])
+            _load(average.module, state["ema"]["module"], path, "weight average")
         else:
             average.module.load_state_dict(family.export_module().state_dict())
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from models.training.warm_start import ALL_NETWORKS, SERVED_GENERATOR
 from service.inference.repository import default_repository_path
 from tools.model_docs import _parents_line, error_budget, render_all
 
@@ -59,3 +60,22 @@ def test_a_warm_started_card_names_its_chain_of_parents_and_the_time_of_all() ->
         "aaaaaaaaaaaa); 350.5 s wall in all"
     )
     assert _parents_line({"timing": {"seconds_total": 50.0}}) is None
+
+
+def test_a_parent_best_pt_is_named_as_the_served_generator_and_a_checkpoint_as_an_epoch() -> None:
+    """The records ``train --init-from`` writes (``networks``: warm_start's two values)."""
+    checkpoint = {
+        "epoch": 44, "sha256": "c" * 64, "networks": ALL_NETWORKS, "timing": {"seconds_total": 10.0},
+        "config": {"lr": 5e-4, "epochs": 44, "decay_epochs": 18},
+    }  # fmt: skip
+    best = {
+        "epoch": 23, "sha256": "d" * 64, "networks": SERVED_GENERATOR, "timing": {"seconds_total": 20.0},
+        "config": {"lr": 2.5e-4, "epochs": 23, "decay_epochs": 21}, "init": checkpoint,
+    }  # fmt: skip
+    line = _parents_line({"timing": {"seconds_total": 5.0}, "initialised_from": best})
+    assert line == (
+        "- warm start from the served generator of epoch 23 (best.pt) of a run with learning rate 0.00025, "
+        "linear decay over the last 21 of 23 epochs (20.0 s; best.pt sha256 dddddddddddd); that from "
+        "epoch 44 of a run with learning rate 0.0005, linear decay over the last 18 of 44 epochs "
+        "(10.0 s; checkpoint sha256 cccccccccccc); 35.0 s wall in all"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -156,7 +157,22 @@ def test_a_parent_that_cannot_seed_the_run_is_refused_with_the_fix(parent: Path,
         OptionError, match=r"was trained with task 'mr-to-ct', this run asks for 'pet-denoise'"
     ):
         start(mr_best)
-    assert not (tmp_path / "child").exists() or not (tmp_path / "child" / "checkpoint.pt").exists()
+    # Weights that do not fit the networks (another code version's file, or an edited one): refused
+    # with the fix before the run writes anything, not a load_state_dict traceback.
+    best = _state(parent.parent / "best.pt")
+    state = dict(best["state"])  # type: ignore[call-overload]
+    state.pop(next(iter(state)))
+    torch.save({**best, "state": state}, tmp_path / "edited_best.pt")
+    with pytest.raises(OptionError, match=r"edited_best.pt: its served generator does not load .*Missing"):
+        start(tmp_path / "edited_best.pt")
+    mother: dict[str, Any] = torch.load(parent, weights_only=False)
+    only_g = {**mother["family"], "modules": {"g": mother["family"]["modules"]["g"]}}
+    torch.save({**mother, "family": only_g}, tmp_path / "no_d.pt")
+    with pytest.raises(
+        OptionError, match=r"no_d.pt has no network 'd' \(it holds g\): pass the checkpoint.pt"
+    ):
+        start(tmp_path / "no_d.pt")
+    assert not (tmp_path / "child").exists()
 
 
 def test_cli_init_from_starts_the_run_at_the_parent_or_names_the_mismatch(
