@@ -144,7 +144,12 @@ sleep 1
 echo "packed at +$(($(date +%s) - START)) s" >> "$OUT/session.txt"
 nvidia-smi >> "$OUT/session.txt" 2>&1
 for name in $RUNS; do
-    [ -d "runs/$name" ] || continue
+    if [ ! -d "runs/$name" ]; then
+        # A run refused before it made its folder (a missing parent, a bad option): its log says why.
+        echo "run $name made no folder; its log follows" >> "$OUT/session.txt"
+        tail -n 5 "runs/$name.log" >> "$OUT/session.txt" 2>&1
+        continue
+    fi
     cp "runs/$name.log" "runs/$name/train.log"
     tar -czf "$OUT/$name.tgz" --exclude=checkpoint.pt -C runs "$name"
 done

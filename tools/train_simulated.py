@@ -66,6 +66,7 @@ import numpy as np  # noqa: E402
 from models.simulation.dataset import DatasetOptions, simulate_in_memory  # noqa: E402
 from models.simulation.loader import Subject, iter_dataset  # noqa: E402
 from service.atomic import atomic_file  # noqa: E402
+from service.errors import RadTranslateError  # noqa: E402
 
 
 def digest(subject: Subject) -> str:
@@ -202,7 +203,20 @@ def _cmd_train(ns: argparse.Namespace) -> int:
             f"{config.out / 'checkpoint.pt'} exists: pass --resume to continue that run, or choose an "
             "empty --out folder."
         )
-    train_set, val_set = load_prepared(config, pickled["subjects"])
+    if config.init_from is not None and not args.resume:
+        # The parent is checked before the calibration spends the machine's time (train checks it again).
+        import torch
+
+        from models.training.warm_start import load_parent
+
+        try:
+            load_parent(config.init_from, config, torch.device("cpu"))
+        except RadTranslateError as exc:
+            return _fail(str(exc))
+    try:
+        train_set, val_set = load_prepared(config, pickled["subjects"])
+    except RadTranslateError as exc:
+        return _fail(str(exc))
     print(
         f"training {config.task.value}: {len(train_set)} subjects, validating on {len(val_set)}", flush=True
     )
@@ -230,7 +244,12 @@ def _cmd_train(ns: argparse.Namespace) -> int:
         config.out.mkdir(parents=True, exist_ok=True)
         with atomic_file(config.out / "command.txt", overwrite=True) as tmp:
             tmp.write_text("radtranslate train " + shlex.join(train_argv) + "\n")
-    result = train(config, train_set, val_set, resume=args.resume, progress=False, dataset=pickled["dataset"])
+    try:
+        result = train(
+            config, train_set, val_set, resume=args.resume, progress=False, dataset=pickled["dataset"]
+        )
+    except RadTranslateError as exc:
+        return _fail(str(exc))
     print(json.dumps({"best_val_mae": result.best_val_mae, "best_epoch": result.best_epoch,
                       "seconds": round(result.seconds, 1)}), flush=True)  # fmt: skip
     return 0

@@ -197,3 +197,25 @@ def test_a_pickle_not_written_by_the_tool_is_refused(tmp_path: Path) -> None:
     for name in ("cut.pkl", "missing.pkl"):
         run = _run("train", "--subjects-file", name, "--", *TRAIN, "--out", "runs/x", cwd=tmp_path)
         assert run.returncode == 2 and "cannot be read" in run.stderr
+
+
+def test_a_missing_or_unfit_parent_is_refused_before_the_calibration(tmp_path: Path) -> None:
+    """--init-from is checked before --fit-until calibrates (device time) and before the run's folder
+    or command.txt is written; the refusal is the project's message, not a traceback."""
+    sim = _run("simulate", "--task", "mr-to-ct", "--site", "brain", "--subjects", "2", "--seed", "7",
+               "--downscale", "4", "--out", "subjects.pkl", cwd=tmp_path)  # fmt: skip
+    assert sim.returncode == 0, sim.stderr
+    fit = ["--fit-until", str(time.time() + 600), "--calibration-steps", "2"]
+    run = _run("train", "--subjects-file", "subjects.pkl", *fit, "--", *TRAIN, "--out", "runs/child",
+               "--init-from", "runs/none/best.pt", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert (
+        "error: --init-from: runs/none/best.pt is not a file: pass the checkpoint.pt or best.pt" in run.stderr
+    )
+    assert "Traceback" not in run.stderr and "calibrated" not in run.stdout
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    run = _run("train", "--subjects-file", "subjects.pkl", *fit, "--", *TRAIN, "--out", "runs/child",
+               "--init-from", "notes.pt", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 2 and "notes.pt is not a PyTorch file" in run.stderr
+    assert not (tmp_path / "runs").exists()
