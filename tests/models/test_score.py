@@ -11,11 +11,17 @@ import pytest
 from models.simulation.anatomy import Site
 from models.simulation.dataset import DatasetOptions, Task, write_dataset
 from service.cli.main import EXIT_INPUT, EXIT_NOT_FOUND, main
-from service.inference.repository import default_repository_path
+from service.inference.repository import ModelRepository, default_repository_path
 
 REPOSITORY = default_repository_path()
 #: The earlier of the MR brain model's versions kept in the repository (pinned with --version).
-EARLIER = str(min(int(p.name) for p in (REPOSITORY / "mr_to_ct_brain").iterdir() if p.name.isdigit()))
+EARLIER = str(
+    min(
+        int(e.card.version)
+        for e in ModelRepository.load(REPOSITORY).entries()
+        if e.card.name == "mr_to_ct_brain"
+    )
+)
 
 
 def _card(name: str, version: str | None = None) -> dict[str, Any]:

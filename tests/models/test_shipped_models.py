@@ -64,8 +64,8 @@ def test_the_repository_keeps_the_two_latest_versions_of_each_model() -> None:
     """Retention (docs/model_repository.md): the served version and the one before it; older versions
     stay in git history, at the commit the retention note names."""
     versions: dict[str, list[int]] = {}
-    for path in REPOSITORY.glob("*/*/model.onnx"):
-        versions.setdefault(path.parent.parent.name, []).append(int(path.parent.name))
+    for entry in ModelRepository.load(REPOSITORY).entries():
+        versions.setdefault(entry.card.name, []).append(int(entry.card.version))
     assert versions
     for name, numbers in versions.items():
         assert len(numbers) <= 2, f"{name} keeps versions {sorted(numbers)}: remove all but the two latest"
