@@ -78,10 +78,7 @@ def write_entry(
         )
     checked = parse_card(json.loads(json.dumps(card)), source="card")
     model_dir = Path(repository) / checked.name
-    # Triton applies one config.pbtxt to every version: when the versions differ in context slices,
-    # its input channel dimension is -1 (any) and ONNX Runtime checks each version's own shape.
-    slices = {checked.context_slices} | _other_versions_slices(model_dir, checked.version)
-    channels = checked.context_slices if len(slices) == 1 else -1
+    channels = config_channels({checked.context_slices} | _other_versions_slices(model_dir, checked.version))
     created = not model_dir.exists()
     model_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(card, indent=2, sort_keys=False) + "\n"
@@ -110,6 +107,18 @@ def write_entry(
                 tmp_restore.write_bytes(data)
         raise
     return version_dir
+
+
+def config_channels(context_slices: set[int]) -> int:
+    """The input channel dimension of a model's ``config.pbtxt`` for its versions' context slices.
+
+    Triton applies one ``config.pbtxt`` to every version of a model: when the versions differ in
+    context slices its input channel dimension is -1 (any), and ONNX Runtime checks each version's
+    own input shape; otherwise it is their common number of slices.
+    """
+    if not context_slices:
+        raise OutputError("config_channels needs the context slices of at least one version, got none.")
+    return next(iter(context_slices)) if len(context_slices) == 1 else -1
 
 
 def _other_versions_slices(model_dir: Path, version: str) -> set[int]:

@@ -15,12 +15,14 @@ import numpy as np
 import pytest
 
 from export.evaluate import TARGETS, Evaluation, evaluate_ct, evaluate_pet, meets_target
+from export.repository import config_channels
 from export.score import preset_for
 from models.simulation.dataset import DatasetOptions, simulate_subject
 from models.simulation.loader import Subject
 from service.inference.card import Task
 from service.inference.engine import Engine
 from service.inference.repository import ModelRepository, default_repository_path
+from service.inference.triton_config import check_config, render_config
 
 REPOSITORY = default_repository_path()
 CARDS = sorted(REPOSITORY.glob("*/card.json")) if REPOSITORY.is_dir() else []
@@ -69,6 +71,24 @@ def test_the_repository_keeps_the_two_latest_versions_of_each_model() -> None:
     assert versions
     for name, numbers in versions.items():
         assert len(numbers) <= 2, f"{name} keeps versions {sorted(numbers)}: remove all but the two latest"
+
+
+def test_each_config_pbtxt_is_what_export_writes_for_the_versions_kept() -> None:
+    """Removing a version (retention) can leave a config written for the versions that were there:
+    its channel dimension must be the kept versions' common context slices, or -1 if they differ."""
+    slices: dict[str, set[int]] = {}
+    for entry in ModelRepository.load(REPOSITORY).entries():
+        slices.setdefault(entry.card.name, set()).add(entry.card.context_slices)
+    assert slices
+    for name, kept in slices.items():
+        path = REPOSITORY / name / "config.pbtxt"
+        channels = config_channels(kept)
+        batch = check_config(path, model_name=name, channels=channels).max_batch_size
+        expected = render_config(name, channels, max_batch_size=batch)
+        assert path.read_text(encoding="utf-8") == expected, (
+            f"{path} is not what export writes for versions with {sorted(kept)} context slices: "
+            f"write render_config({name!r}, {channels}, max_batch_size={batch}) to it"
+        )
 
 
 @pytest.mark.slow
