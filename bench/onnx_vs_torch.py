@@ -19,6 +19,7 @@ import onnxruntime as ort
 import torch
 from timing import median_seconds  # bench/timing.py (scripts run from bench/)
 
+from export.flip_average import with_flips
 from export.onnx_export import export_onnx
 from models.networks import GeneratorSpec, size_multiple
 from models.training.config import PRESETS
@@ -47,15 +48,16 @@ def main() -> None:
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     print(f"{'model':<16} {'family':<9} {'torch ms/slice':>15} {'onnxruntime ms/slice':>21} {'ratio':>6}")
-    cases = [(task.value, preset.family, preset.generator) for task, preset in PRESETS.items()]
+    cases = [(task.value, preset.family, preset.generator, "none") for task, preset in PRESETS.items()]
     if args.repository is not None:
         cases = []
         for card_path in sorted(args.repository.glob("*/card.json")):
             card = json.loads(card_path.read_text())
             arch = card["architecture"]
-            cases.append((card["name"], arch["family"], GeneratorSpec.from_dict(arch["generator"])))
-    for name, family, spec in cases:
-        module = build_export_module(family, spec).eval()
+            flips = arch.get("flips", {}).get("mode", "none")  # cards before flip averaging: none
+            cases.append((card["name"], arch["family"], GeneratorSpec.from_dict(arch["generator"]), flips))
+    for name, family, spec, flips in cases:
+        module = with_flips(build_export_module(family, spec).eval(), flips)
         with tempfile.TemporaryDirectory() as tmp:
             path = export_onnx(
                 module, Path(tmp) / "m.onnx", in_channels=spec.in_channels, multiple=size_multiple(spec)

@@ -36,6 +36,14 @@ def register(subparsers: Any) -> None:
         "runs has seen; scored like --test-data and written into the card beside it",
     )
     p.add_argument("--doc", type=Path, help="JSON file with card documentation fields to merge in")
+    p.add_argument(
+        "--flips",
+        default="none",
+        choices=["none", "x", "xy"],  # export.flip_average.Flips (imported with torch, in run)
+        help="test-time flip averaging in the exported graph: the generator's outputs on the image and "
+        "its mirrors along the width axis (x: 2 passes) or width, height and both (xy: 4 passes), "
+        "mirrored back and averaged; recorded in the card (default none: the generator alone)",
+    )
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
     p.set_defaults(func=run)
@@ -170,6 +178,7 @@ def _scored(evaluation: Evaluation, folder: Path, task: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from export.evaluate import CONVENTIONS, TARGETS, evaluate_folder, meets_target
+    from export.flip_average import parse_flips, with_flips
     from export.onnx_export import export_onnx, load_best
     from export.parity import check_parity
     from export.repository import build_card, write_entry
@@ -181,8 +190,10 @@ def run(args: argparse.Namespace) -> int:
     from service.inference.engine import Engine
     from service.inference.normalisation import parse_normalisation
 
+    flips = parse_flips(args.flips)
     best = args.run / "best.pt"
-    module, payload = load_best(best)
+    generator, payload = load_best(best)
+    module = with_flips(generator, flips)  # what is exported, checked for parity and scored
     spec = GeneratorSpec.from_dict(payload["spec"])
     cfg = payload["config"]
     config = TrainConfig(task=cfg["task"], data=args.test_data, out=args.run, drf=cfg.get("drf", 10),
@@ -213,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
                 "family": preset.family,
                 "generator": spec.to_dict(),
                 **doc.get("architecture", {}),
+                "flips": {"mode": flips.value, "passes": flips.passes},
             },
             "training": _training_record(args.run, payload),
             "parity": {"max_abs_native": report.max_abs_native, "unit": unit, "cases": report.cases,
