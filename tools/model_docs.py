@@ -159,6 +159,19 @@ def _budget_line(card: dict[str, Any]) -> str | None:
     return "Where the body MAE comes from (HU bands of the reference CT): " + "; ".join(parts) + "."
 
 
+def _flips_line(architecture: dict[str, Any]) -> str | None:
+    """The served graph's test-time flip averaging (``export --flips``); None for a single pass."""
+    flips = architecture.get("flips") if isinstance(architecture, dict) else None
+    if not isinstance(flips, dict) or flips.get("mode", "none") == "none":
+        return None
+    mirrors = {"x": "the width-axis mirror", "xy": "the width-, height- and both-axes mirrors"}
+    what = mirrors.get(str(flips["mode"]), f"mirrors {flips['mode']!r}")
+    return (
+        f"- served with test-time flip averaging (`--flips {flips['mode']}`): the generator on the slices "
+        f"and on {what}, averaged; {flips.get('passes')} generator passes per slice"
+    )
+
+
 def render(card: dict[str, Any], earlier: list[dict[str, Any]] | None = None) -> str:
     metrics = card.get("metrics", {})
     mean = metrics.get("held_out", {}).get("mean", {})
@@ -186,6 +199,7 @@ def render(card: dict[str, Any], earlier: list[dict[str, Any]] | None = None) ->
         f"{_schedule(training.get('config', {}))}, "
         f"{timing.get('seconds_total', 'n/a')} s wall on {machines} ({devices})",
         *([line] if (line := _parents_line(training)) else []),
+        *([line] if (line := _flips_line(card.get("architecture", {}))) else []),
         _parity_line(card.get("parity", {})),
     ]
     confirm = metrics.get("confirmation")

@@ -9,7 +9,7 @@ import pytest
 
 from models.training.warm_start import ALL_NETWORKS, SERVED_GENERATOR
 from service.inference.repository import default_repository_path
-from tools.model_docs import _parents_line, error_budget, render_all
+from tools.model_docs import _flips_line, _parents_line, error_budget, render_all
 
 ROOT = Path(__file__).resolve().parents[2]
 REPOSITORY = default_repository_path()
@@ -79,3 +79,19 @@ def test_a_parent_best_pt_is_named_as_the_served_generator_and_a_checkpoint_as_a
         "epoch 44 of a run with learning rate 0.0005, linear decay over the last 18 of 44 epochs "
         "(10.0 s; checkpoint sha256 cccccccccccc); 35.0 s wall in all"
     )
+
+
+def test_the_page_says_which_shipped_versions_average_flips() -> None:
+    """A served graph with flips costs 2-4 generator passes a slice: the page says so for those cards
+    and only for them (older cards have no ``flips`` record, export of a single pass records ``none``)."""
+    for card_path in CARDS:
+        card = json.loads(card_path.read_text())
+        flips = card["architecture"].get("flips", {"mode": "none"})
+        line = _flips_line(card["architecture"])
+        if flips["mode"] == "none":
+            assert line is None
+        else:
+            assert line is not None and f"--flips {flips['mode']}" in line
+            assert f"{flips['passes']} generator passes per slice" in line
+    assert _flips_line({"flips": {"mode": "none", "passes": 1}}) is None
+    assert "width-axis mirror" in str(_flips_line({"flips": {"mode": "x", "passes": 2}}))
