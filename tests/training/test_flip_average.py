@@ -116,3 +116,16 @@ def test_export_refuses_an_unknown_flip_mode(setup: dict[str, Path], tmp_path: P
         main(["export", "--run", str(setup["run"]), "--name", "pet_tiny", "--repository", str(tmp_path / "r"),
               "--test-data", str(setup["test"]), "--flips", "z"])  # fmt: skip
     assert not (tmp_path / "r").exists()
+
+
+def test_the_export_command_offers_exactly_the_flip_modes() -> None:
+    """``export.cli`` lists the modes without importing torch; they must stay those of :class:`Flips`."""
+    import argparse
+
+    from service.cli.main import build_parser
+
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    export: argparse.ArgumentParser = commands.choices["export"]
+    (action,) = [a for a in export._actions if a.dest == "flips"]
+    assert list(action.choices or []) == [f.value for f in Flips]
+    assert action.default == Flips.NONE.value
