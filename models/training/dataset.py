@@ -62,9 +62,18 @@ def load_prepared(
                 lesions=lesions,
             )
         )
-    order = np.random.default_rng(config.seed).permutation(len(subjects))
-    n_val = int(np.ceil(config.val_fraction * len(subjects))) if config.val_fraction > 0 else 0
-    n_val = min(n_val, len(subjects) - 1)
-    val = [subjects[i] for i in sorted(order[:n_val])]
-    train = [subjects[i] for i in sorted(order[n_val:])]
-    return train, val
+    train_idx, val_idx = split_indices(len(subjects), config.seed, config.val_fraction)
+    return [subjects[i] for i in train_idx], [subjects[i] for i in val_idx]
+
+
+def split_indices(count: int, seed: int, val_fraction: float) -> tuple[list[int], list[int]]:
+    """(training, validation) positions, ascending, of ``count`` subjects in name order.
+
+    A permutation seeded by ``seed``; ``ceil(val_fraction * count)`` subjects validate, but at least
+    one subject is kept for training. :func:`load_prepared` splits with it, so a tool that needs a
+    run's validation subjects (their names) gets the same ones.
+    """
+    order = np.random.default_rng(seed).permutation(count)
+    n_val = int(np.ceil(val_fraction * count)) if val_fraction > 0 else 0
+    n_val = max(min(n_val, count - 1), 0)
+    return sorted(int(i) for i in order[n_val:]), sorted(int(i) for i in order[:n_val])

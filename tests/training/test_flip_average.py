@@ -129,3 +129,53 @@ def test_the_export_command_offers_exactly_the_flip_modes() -> None:
     (action,) = [a for a in export._actions if a.dest == "flips"]
     assert list(action.choices or []) == [f.value for f in Flips]
     assert action.default == Flips.NONE.value
+
+
+def test_the_choice_tool_averages_as_the_exported_graph_does(
+    setup: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``tools/flip_choice.py`` mirrors whole volumes outside the graph (to compare modes before any
+    export); a model exported with the same flips must serve the same output, and the tool's split must
+    be the training run's (validation on the subjects ``train`` validated on)."""
+    from models.simulation.loader import load_subject
+    from models.training.dataset import split_indices
+    from tools.flip_choice import MODES, MirrorAveragingEngine, validation_folder
+
+    single, averaged = tmp_path / "single", tmp_path / "averaged"
+    assert _export(setup, single) == 0 and _export(setup, averaged, "--flips", "xy") == 0
+    capsys.readouterr()
+    volume = load_subject(setup["test"] / "P010").images["pet_low_drf10"]
+    served = Engine(averaged).translate(volume, model="pet_tiny").volume.array
+    outside = MirrorAveragingEngine(single, MODES["xy"]).translate(volume, model="pet_tiny").volume.array
+    alone = Engine(single).translate(volume, model="pet_tiny").volume.array
+    assert np.abs(served - alone).max() > 1e-3  # the average is not the single pass
+    np.testing.assert_allclose(outside, served, atol=1e-4)  # SUV
+
+    into = tmp_path / "val"
+    into.mkdir()
+    names = validation_folder(setup["train"], "pet", seed=3, val_fraction=0.5, into=into)
+    train_idx, val_idx = split_indices(2, 3, 0.5)
+    assert names == [f"P{i:03d}" for i in val_idx] and len(train_idx) == 1
+    assert sorted(p.name for p in into.iterdir()) == names
+
+
+def test_the_choice_tool_refuses_a_model_that_already_averages(
+    setup: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    repo = tmp_path / "averaged"
+    assert _export(setup, repo, "--flips", "x") == 0
+    tool = Path(__file__).resolve().parents[2] / "tools" / "flip_choice.py"
+    run = subprocess.run(
+        [sys.executable, str(tool), "--model", "pet_tiny", "--repository", str(repo), "--data",
+         str(setup["train"]), "--seed", "3", "--val-fraction", "0.5"],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "already averages mirrors in its graph (flips 'x'): pass the single-pass version" in run.stderr
+    assert "Traceback" not in run.stderr
