@@ -151,6 +151,11 @@ def _calibrate(
     train(calib, train_set, val_set, progress=False)
     rows = [json.loads(line) for line in (scratch / "metrics.jsonl").read_text().splitlines()]
     per_epoch = rows[2]["session_elapsed_s"] - rows[1]["session_elapsed_s"]
+    if per_epoch <= 0:  # a step time of 0 would size the run by validation alone: thousands of epochs
+        raise ValueError(
+            f"the calibration's epochs of {steps} steps were too short to time ({per_epoch * 1000:.0f} ms): "
+            "raise --calibration-steps."
+        )
     family = build_family(
         config.preset.family, config.generator_spec, lr=config.lr, weights=config.preset.weights
     )
@@ -224,6 +229,8 @@ def _cmd_train(ns: argparse.Namespace) -> int:
         scratch = config.out.with_name(config.out.name + ".calibration")
         try:
             step_s, validate_s = _calibrate(config, train_set, val_set, ns.calibration_steps, scratch)
+        except ValueError as exc:
+            return _fail(f"--fit-until: {exc}")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         budget = ns.fit_until - time.time()

@@ -79,7 +79,8 @@ def test_a_killed_session_keeps_its_time_and_the_resume_adds_its_own(
     killed = json.loads((run / "timing.json").read_text())
     assert [s["epochs"] for s in killed["sessions"]] == [1]
     first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["session_elapsed_s"]
-    assert first <= killed["seconds_total"] == killed["sessions"][0]["seconds"]
+    assert first <= killed["seconds_total"] + 0.05  # timing.json rounds to 0.1 s, metrics to 1 ms
+    assert killed["seconds_total"] == killed["sessions"][0]["seconds"]
     monkeypatch.setattr(loop, "validate", real_validate)
     result = train(_config(Task.MR_TO_CT, run, 3), subjects[:1], subjects[1:], progress=False, resume=True)
     timing = json.loads((run / "timing.json").read_text())
