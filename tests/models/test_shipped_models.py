@@ -73,6 +73,27 @@ def test_the_repository_keeps_the_two_latest_versions_of_each_model() -> None:
         assert len(numbers) <= 2, f"{name} keeps versions {sorted(numbers)}: remove all but the two latest"
 
 
+DOCS = sorted((Path(__file__).resolve().parents[2] / "models" / "cards").glob("*.doc.json"))
+
+
+@pytest.mark.parametrize("doc_path", DOCS, ids=[p.name.removesuffix(".doc.json") for p in DOCS])
+def test_the_served_card_carries_its_doc_as_export_merges_it(doc_path: Path) -> None:
+    """A card's text is edited in ``models/cards/NAME.doc.json`` and merged by ``export --doc``; an edit
+    made to the card alone (or to the doc alone) would leave the shipped card unreproducible."""
+    name = doc_path.name.removesuffix(".doc.json")
+    doc = json.loads(doc_path.read_text(encoding="utf-8"))
+    served = REPOSITORY / name / "card.json"
+    card = _card(served)
+    for key, value in doc.items():
+        if key == "architecture":  # export adds family, generator and flips beside the doc's keys
+            for sub, text in value.items():
+                assert card[key].get(sub) == text, f"{served}: architecture.{sub} differs from {doc_path}"
+        else:
+            assert card.get(key) == value, f"{served}: {key} differs from {doc_path}"
+    # The model folder's card.json is its newest version's, byte for byte.
+    assert served.read_bytes() == (REPOSITORY / name / card["version"] / "card.json").read_bytes()
+
+
 def test_each_config_pbtxt_is_what_export_writes_for_the_versions_kept() -> None:
     """Removing a version (retention) can leave a config written for the versions that were there:
     its channel dimension must be the kept versions' common context slices, or -1 if they differ."""
