@@ -17,13 +17,11 @@ from pathlib import Path
 
 from timing import median_seconds  # bench/timing.py (scripts run from bench/)
 
+from export.score import preset_for
 from models.simulation.dataset import DatasetOptions, simulate_subject
 from service.inference.card import ModelCard
 from service.inference.engine import Engine
 from service.inference.repository import default_repository_path
-
-#: The input image of each dataset task (what the models read).
-INPUTS = {"mr-to-ct": "mr", "cbct-to-ct": "cbct", "pet": "pet_low_drf{drf}"}
 
 
 def _flips(card: ModelCard) -> str:
@@ -47,12 +45,13 @@ def main() -> None:
             continue
         peer = max(peers, key=lambda c: int(c.version))
         held_out = served.documentation["metrics"]["test_dataset"]
+        preset = preset_for(served)  # its dataset_input names the image the model reads
         drf = int(served.dose_reduction_factor or 10)
         options = DatasetOptions(
             task=held_out["task"], site=held_out["site"], subjects=1, seed=held_out["seed"],
             drfs=(drf,) if held_out["task"] == "pet" else (4, 10, 20, 50, 100),
         )  # fmt: skip
-        volume = simulate_subject(options, 0).images[INPUTS[held_out["task"]].format(drf=drf)]
+        volume = simulate_subject(options, 0).images[preset.dataset_input]
         seconds = {}
         for version in (peer.version, served.version):
             run = functools.partial(engine.translate, volume, model=card.name, version=version)

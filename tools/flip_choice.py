@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from export.evaluate import evaluate_folder
+from export.flip_average import Flips
 from export.score import preset_for
 from models.simulation.loader import iter_dataset
 from models.training.dataset import DATASET_TASK, split_indices
@@ -55,12 +56,17 @@ def _transpose(axes: tuple[int, ...]) -> tuple[Transform, Transform]:
             lambda a: mirror(np.ascontiguousarray(np.swapaxes(a, 1, 2))))  # fmt: skip
 
 
-_XY = [(), (2,), (1,), (1, 2)]
+def _volume_axes(flips: Flips) -> list[tuple[int, ...]]:
+    """``flips``' mirrors (on the model input ``(N, C, H, W)``) as ``(z, y, x)`` volume axes."""
+    return [tuple(dim - 1 for dim in dims) for dims in flips.dims]  # H -> y (1), W -> x (2)
+
+
+_X, _XY = _volume_axes(Flips.X), _volume_axes(Flips.XY)
 MODES: dict[str, list[tuple[Transform, Transform]]] = {
-    "none": [_flip(())],
-    "x": [_flip(a) for a in [(), (2,)]],
-    "xz": [_flip(a) for a in [(), (2,), (0,), (0, 2)]],
-    "xy": [_flip(a) for a in _XY],
+    "none": [_flip(a) for a in _volume_axes(Flips.NONE)],
+    "x": [_flip(a) for a in _X],  # what export --flips x serves
+    "xz": [_flip(a) for a in _X] + [_flip((0, *a)) for a in _X],
+    "xy": [_flip(a) for a in _XY],  # what export --flips xy serves
     "xyz": [_flip(a) for a in _XY] + [_flip((0, *a)) for a in _XY],
     "d4": [_flip(a) for a in _XY] + [_transpose(a) for a in _XY],
 }
@@ -124,6 +130,8 @@ def main() -> int:
     )
     parser.add_argument("--repository", type=Path, default=default_repository_path())
     args = parser.parse_args()
+    if args.seed < 0:
+        parser.error(f"--seed must be the run's seed, a non-negative integer, got {args.seed}: pass it.")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
