@@ -66,7 +66,7 @@ import numpy as np  # noqa: E402
 from models.simulation.dataset import DatasetOptions, simulate_in_memory  # noqa: E402
 from models.simulation.loader import Subject, iter_dataset  # noqa: E402
 from service.atomic import atomic_file  # noqa: E402
-from service.errors import RadTranslateError  # noqa: E402
+from service.errors import OptionError, RadTranslateError  # noqa: E402
 
 
 def digest(subject: Subject) -> str:
@@ -152,7 +152,7 @@ def _calibrate(
     rows = [json.loads(line) for line in (scratch / "metrics.jsonl").read_text().splitlines()]
     per_epoch = rows[2]["session_elapsed_s"] - rows[1]["session_elapsed_s"]
     if per_epoch <= 0:  # a step time of 0 would size the run by validation alone: thousands of epochs
-        raise ValueError(
+        raise OptionError(
             f"the calibration's epochs of {steps} steps were too short to time ({per_epoch * 1000:.0f} ms): "
             "raise --calibration-steps."
         )
@@ -229,7 +229,7 @@ def _cmd_train(ns: argparse.Namespace) -> int:
         scratch = config.out.with_name(config.out.name + ".calibration")
         try:
             step_s, validate_s = _calibrate(config, train_set, val_set, ns.calibration_steps, scratch)
-        except ValueError as exc:
+        except OptionError as exc:  # the timing check, or an option the calibration run refused
             return _fail(f"--fit-until: {exc}")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
